@@ -1,0 +1,204 @@
+/* tdhook: the command line, and the switch between CGI and the commands. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cgi/app.h"
+#include "cgi/cmd.h"
+#include "cgi/front.h"
+#include "cgi/serve.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/xalloc.h"
+
+static const char usage_text[] =
+    "usage: tdhook [-c FILE] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--socket unix:PATH|tcp:HOST:PORT] [--workers N]\n"
+    "                        run the FastCGI server (no --socket: inherited socket)\n"
+    "  check-config          validate the configuration, print it with secrets masked\n"
+    "  queue list            list queued, running, dead and finished jobs\n"
+    "  queue show ID         print one job\n"
+    "  queue retry ID        queue a dead letter again\n"
+    "  queue drop ID         remove a job\n"
+    "  doctor                check the TOPdesk and Exchange preparations\n"
+    "  stock-check [--dry-run] [--json]\n"
+    "  sync-reservation ID|NUMBER [--dry-run]\n"
+    "  reconcile [--days N] [--dry-run]\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE     configuration (default $TDHOOK_CONFIG, else " SYSCONFDIR
+    "/tdhook/tdhook.yaml)\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         the version\n"
+    "\n"
+    "Run by a web server as a CGI program (GATEWAY_INTERFACE set), tdhook\n"
+    "serves one request.\n";
+
+static int
+usage(FILE *fp, int rc)
+{
+    fputs(usage_text, fp);
+    return rc;
+}
+
+static config_t *
+load_config(const char *path)
+{
+    config_t *cfg = NULL;
+    char *err = NULL;
+
+    if (config_load(path, &cfg, &err) != CONFIG_OK) {
+        log_error("configuration: %s", err);
+        free(err);
+        return NULL;
+    }
+    log_setup((log_level_t)cfg->log_level, (log_format_t)cfg->log_format);
+    return cfg;
+}
+
+/* CGI: one request; a broken configuration answers 503, never a secret. */
+static int
+run_cgi(void)
+{
+    config_t *cfg = load_config(config_default_path());
+    queue_limits_t limits;
+    app_t app = {NULL, NULL};
+    char *err = NULL;
+
+    if (!cfg) {
+        static const char msg[] =
+            "Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n"
+            "{\"error\":{\"code\":\"config_error\",\"message\":\"tdhook is not configured; "
+            "see the server log\"}}\n";
+        fwrite(msg, 1, sizeof msg - 1, stdout);
+        return EX_CONFIG;
+    }
+    limits = (queue_limits_t){cfg->queue.max_jobs, cfg->queue.max_attempts,
+                              cfg->queue.retry_base_ms, cfg->queue.retry_max_ms,
+                              cfg->queue.keep_done_ms};
+    app.cfg = cfg;
+    app.queue = queue_open(cfg->state_dir, &limits, &err);
+    if (!app.queue) {
+        log_error("queue: %s", err);
+        free(err);
+    }
+    front_cgi(&app);
+    if (app.queue)
+        queue_close(app.queue);
+    config_free(cfg);
+    return EX_OK;
+}
+
+static int
+run_serve(const config_t *cfg, int argc, char **argv)
+{
+    serve_opts_t opts = {NULL, 2};
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            opts.socket = argv[++i];
+        } else if (strncmp(argv[i], "--socket=", 9) == 0) {
+            opts.socket = argv[i] + 9;
+        } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 128) {
+                fprintf(stderr, "tdhook: --workers takes a number from 1 to 128\n");
+                return EX_USAGE;
+            }
+            opts.workers = (int)n;
+        } else {
+            fprintf(stderr, "tdhook: serve: unknown argument \"%s\"\n", argv[i]);
+            return usage(stderr, EX_USAGE);
+        }
+    }
+    return serve_run(cfg, &opts);
+}
+
+static int
+run_check_config(const config_t *cfg, int argc)
+{
+    if (argc > 1) {
+        fprintf(stderr, "tdhook: check-config takes no arguments\n");
+        return EX_USAGE;
+    }
+    config_print(cfg, stdout);
+    fprintf(stderr, "tdhook: %s is valid\n", cfg->path);
+    return EX_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    char **args;
+    int nargs = 0, rc;
+    config_t *cfg;
+
+    log_setup(LOG_INFO, LOG_TEXT);
+    if (getenv("GATEWAY_INTERFACE") && argc == 1)
+        return run_cgi();
+
+    /* -c may stand before or after the command name. */
+    args = xcalloc((size_t)argc + 1, sizeof *args);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tdhook: %s needs a file name\n", argv[i]);
+                free(args);
+                return EX_USAGE;
+            }
+            config_path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            free(args);
+            return usage(stdout, EX_OK);
+        } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+            free(args);
+            printf("tdhook %s\n", PACKAGE_VERSION);
+            return EX_OK;
+        } else {
+            args[nargs++] = argv[i];
+        }
+    }
+    if (nargs == 0) {
+        free(args);
+        return usage(stderr, EX_USAGE);
+    }
+    if (strcmp(args[0], "serve") && strcmp(args[0], "check-config") &&
+        strcmp(args[0], "queue") && strcmp(args[0], "doctor") &&
+        strcmp(args[0], "stock-check") && strcmp(args[0], "sync-reservation") &&
+        strcmp(args[0], "reconcile")) {
+        fprintf(stderr, "tdhook: unknown command \"%s\"\n", args[0]);
+        free(args);
+        return usage(stderr, EX_USAGE);
+    }
+    if (!config_path)
+        config_path = config_default_path();
+    cfg = load_config(config_path);
+    if (!cfg) {
+        free(args);
+        return EX_CONFIG;
+    }
+
+    if (strcmp(args[0], "serve") == 0) {
+        rc = run_serve(cfg, nargs, args);
+    } else if (strcmp(args[0], "check-config") == 0) {
+        rc = run_check_config(cfg, nargs);
+    } else if (strcmp(args[0], "queue") == 0) {
+        rc = nargs < 2 ? usage(stderr, EX_USAGE) : cmd_queue(cfg, nargs - 1, args + 1);
+    } else {
+        fprintf(stderr, "tdhook: %s is not available in this version yet\n", args[0]);
+        rc = EX_UNAVAILABLE;
+    }
+    config_free(cfg);
+    free(args);
+    return rc;
+}

@@ -1,0 +1,501 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgi/app.h"
+#include "cgi/front.h"
+#include "cgi/serve.h"
+#include "core/jobs.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/xalloc.h"
+
+#define SERVE_BACKLOG 1024
+#define SERVE_MAX_CHILDREN 256
+#define SERVE_STOP_GRACE_S 30
+#define SERVE_PRUNE_EVERY_S 60
+
+typedef enum { ROLE_HTTP, ROLE_RUNNER } serve_role_t;
+
+typedef struct {
+    pid_t pid;
+    serve_role_t role;
+    int index;
+    time_t started;
+} serve_child_t;
+
+static volatile sig_atomic_t serve_stop;
+
+static void
+serve_on_term(int sig)
+{
+    (void)sig;
+    serve_stop = 1;
+    FCGX_ShutdownPending();
+}
+
+/* --- sockets -------------------------------------------------------------- */
+
+static int
+serve_listen_unix(const char *path, char **errstr)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof sa.sun_path) {
+        *errstr = xasprintf("socket path too long: %s", path);
+        return -1;
+    }
+    /* A socket left by a previous run is in the way; anything else is not ours. */
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            *errstr = xasprintf("%s exists and is not a socket", path);
+            return -1;
+        }
+        unlink(path);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(fd, SERVE_BACKLOG) < 0) {
+        *errstr = xasprintf("cannot listen on %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    /* The web server's user must connect; every hook still needs a token, and
+     * the directory holding the socket is where access is restricted. */
+    chmod(path, 0666);
+    return fd;
+}
+
+static int
+serve_listen_tcp(const char *hostport, char **errstr)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    const char *colon = strrchr(hostport, ':');
+    char *host;
+    int fd = -1, one = 1, rc;
+
+    if (!colon || colon == hostport || !colon[1]) {
+        *errstr = xasprintf("expected tcp:HOST:PORT, got tcp:%s", hostport);
+        return -1;
+    }
+    host = xstrndup(hostport, (size_t)(colon - hostport));
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc) {
+        *errstr = xasprintf("cannot resolve %s: %s", hostport, gai_strerror(rc));
+        free(host);
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SERVE_BACKLOG) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        *errstr = xasprintf("cannot listen on %s: %s", hostport, strerror(errno));
+    freeaddrinfo(res);
+    free(host);
+    return fd;
+}
+
+static int
+serve_is_listening(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof v;
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
+/* systemd's LISTEN_FDS (fd 3), else fd 0 as spawn-fcgi hands it over. */
+static int
+serve_inherited(char **errstr)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+    if (pid && fds) {
+        char *end;
+        long p = strtol(pid, &end, 10);
+        if (!*end && p == (long)getpid() && strtol(fds, &end, 10) >= 1 && serve_is_listening(3)) {
+            unsetenv("LISTEN_PID");
+            unsetenv("LISTEN_FDS");
+            unsetenv("LISTEN_FDNAMES");
+            return 3;
+        }
+    }
+    if (serve_is_listening(0))
+        return 0;
+    *errstr = xstrdup("no --socket given and no listening socket inherited "
+                      "(from systemd or spawn-fcgi)");
+    return -1;
+}
+
+static int
+serve_open_socket(const char *spec, char **errstr)
+{
+    if (!spec)
+        return serve_inherited(errstr);
+    if (strncmp(spec, "unix:", 5) == 0)
+        return serve_listen_unix(spec + 5, errstr);
+    if (strncmp(spec, "tcp:", 4) == 0)
+        return serve_listen_tcp(spec + 4, errstr);
+    *errstr = xasprintf("--socket takes unix:PATH or tcp:HOST:PORT, not \"%s\"", spec);
+    return -1;
+}
+
+/* --- children ------------------------------------------------------------- */
+
+static void
+serve_child_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = serve_on_term;   /* no SA_RESTART: accept() must return */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static const char *
+fcgx_param(void *ctx, const char *name)
+{
+    return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static ssize_t
+fcgx_read(void *ctx, char *buf, size_t n)
+{
+    FCGX_Request *r = ctx;
+    int got = FCGX_GetStr(buf, n > 65536 ? 65536 : (int)n, r->in);
+
+    if (got < 0 || FCGX_GetError(r->in))
+        return -1;
+    return got;
+}
+
+static int
+fcgx_more(void *ctx)
+{
+    FCGX_Request *r = ctx;
+    char c;
+
+    return FCGX_GetStr(&c, 1, r->in) == 1;
+}
+
+static int
+fcgx_write(void *ctx, const char *buf, size_t n)
+{
+    FCGX_Request *r = ctx;
+
+    while (n) {
+        int chunk = n > 65536 ? 65536 : (int)n;
+        if (FCGX_PutStr(buf, chunk, r->out) != chunk)
+            return -1;
+        buf += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+static queue_limits_t
+serve_limits(const config_t *cfg)
+{
+    queue_limits_t l = {cfg->queue.max_jobs, cfg->queue.max_attempts, cfg->queue.retry_base_ms,
+                        cfg->queue.retry_max_ms, cfg->queue.keep_done_ms};
+    return l;
+}
+
+static queue_t *
+serve_queue(const config_t *cfg)
+{
+    queue_limits_t limits = serve_limits(cfg);
+    char *err = NULL;
+    queue_t *q = queue_open(cfg->state_dir, &limits, &err);
+
+    if (!q) {
+        log_error("queue: %s", err);
+        free(err);
+    }
+    return q;
+}
+
+static void
+serve_http_worker(const config_t *cfg, int listen_fd)
+{
+    FCGX_Request req;
+    app_t app = {cfg, NULL};
+    front_io_t io = {fcgx_param, fcgx_read, fcgx_more, fcgx_write, &req};
+    sigset_t term, none;
+
+    prctl(PR_SET_NAME, "tdhook-http", 0, 0, 0);
+    serve_child_signals();
+    app.queue = serve_queue(cfg);
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigemptyset(&none);
+    FCGX_InitRequest(&req, listen_fd, 0);
+    for (;;) {
+        int rc;
+
+        /* SIGTERM can land only while waiting for a request, never during
+         * one, so a request in flight always gets its answer. */
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (serve_stop)
+            break;
+        rc = FCGX_Accept_r(&req);
+        sigprocmask(SIG_BLOCK, &term, NULL);
+        if (rc < 0) {
+            if (serve_stop)
+                break;
+            log_warn("accept failed: %s", strerror(-rc > 0 ? -rc : EIO));
+            usleep(100000);
+            continue;
+        }
+        if (!app.queue)
+            app.queue = serve_queue(cfg);
+        front_handle(&app, &io);
+        FCGX_Finish_r(&req);
+    }
+    FCGX_Free(&req, 1);
+    if (app.queue)
+        queue_close(app.queue);
+    _exit(0);
+}
+
+static void
+serve_runner(const config_t *cfg, int index)
+{
+    queue_t *q;
+    time_t last_prune = 0;
+
+    prctl(PR_SET_NAME, "tdhook-runner", 0, 0, 0);
+    serve_child_signals();
+    q = serve_queue(cfg);
+    if (!q) {
+        sleep(5);   /* the master re-spawns us: don't spin */
+        _exit(EX_CANTCREAT);
+    }
+    while (!serve_stop) {
+        long wait_ms = -1;
+        int rc = jobs_run_next(cfg, q, &wait_ms);
+
+        if (index == 0 && time(NULL) - last_prune >= SERVE_PRUNE_EVERY_S) {
+            queue_prune(q);
+            last_prune = time(NULL);
+        }
+        if (rc == 1)
+            continue;
+        if (rc < 0)
+            wait_ms = 1000;
+        if (wait_ms < 0 || wait_ms > 1000)
+            wait_ms = 1000;
+        if (!serve_stop)
+            queue_wait(q, wait_ms);
+    }
+    queue_close(q);
+    _exit(0);
+}
+
+static pid_t
+serve_spawn(const config_t *cfg, int listen_fd, serve_child_t *c)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        if (c->role == ROLE_HTTP)
+            serve_http_worker(cfg, listen_fd);
+        close(listen_fd);
+        serve_runner(cfg, c->index);
+    }
+    c->pid = pid;
+    c->started = time(NULL);
+    return pid;
+}
+
+static void
+serve_signal_all(serve_child_t *kids, int n, int sig)
+{
+    for (int i = 0; i < n; i++)
+        if (kids[i].pid > 0)
+            kill(kids[i].pid, sig);
+}
+
+static int
+serve_alive(const serve_child_t *kids, int n)
+{
+    int alive = 0;
+
+    for (int i = 0; i < n; i++)
+        alive += kids[i].pid > 0;
+    return alive;
+}
+
+/* Reaps what has died; returns how many. */
+static int
+serve_reap(serve_child_t *kids, int n)
+{
+    int status, reaped = 0;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < n; i++) {
+            if (kids[i].pid != pid)
+                continue;
+            kids[i].pid = 0;
+            reaped++;
+            if (serve_stop)
+                break;
+            if (WIFSIGNALED(status))
+                log_warn("%s %d (pid %ld) killed by signal %d; starting another",
+                         kids[i].role == ROLE_HTTP ? "worker" : "runner", kids[i].index,
+                         (long)pid, WTERMSIG(status));
+            else
+                log_warn("%s %d (pid %ld) exited with %d; starting another",
+                         kids[i].role == ROLE_HTTP ? "worker" : "runner", kids[i].index,
+                         (long)pid, WEXITSTATUS(status));
+        }
+    }
+    return reaped;
+}
+
+int
+serve_run(const config_t *cfg, const serve_opts_t *opts)
+{
+    serve_child_t kids[SERVE_MAX_CHILDREN];
+    int nkids = 0, listen_fd, rc = EX_OK;
+    char *err = NULL;
+    sigset_t set;
+    struct sigaction sa;
+    queue_t *q;
+
+    if (opts->workers < 1 || opts->workers + cfg->queue.runners > SERVE_MAX_CHILDREN) {
+        fprintf(stderr, "tdhook: --workers must be 1 to %d\n", SERVE_MAX_CHILDREN - cfg->queue.runners);
+        return EX_USAGE;
+    }
+    /* Fail early and clearly when state_dir cannot hold the queue. */
+    q = serve_queue(cfg);
+    if (!q)
+        return EX_CANTCREAT;
+    queue_close(q);
+
+    listen_fd = serve_open_socket(opts->socket, &err);
+    if (listen_fd < 0) {
+        log_error("%s", err);
+        free(err);
+        return EX_OSERR;
+    }
+    if (FCGX_Init() != 0) {
+        log_error("FCGX_Init failed");
+        return EX_SOFTWARE;
+    }
+    metrics_setup();
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    for (int i = 0; i < opts->workers; i++)
+        kids[nkids++] = (serve_child_t){0, ROLE_HTTP, i, 0};
+    for (int i = 0; i < cfg->queue.runners; i++)
+        kids[nkids++] = (serve_child_t){0, ROLE_RUNNER, i, 0};
+    for (int i = 0; i < nkids; i++)
+        serve_spawn(cfg, listen_fd, &kids[i]);
+    log_info("serving on %s with %d workers and %d job runners (pid %ld)",
+             opts->socket ? opts->socket : "the inherited socket", opts->workers,
+             cfg->queue.runners, (long)getpid());
+
+    while (!serve_stop) {
+        struct timespec ts = {1, 0};
+        siginfo_t info;
+        int sig = sigtimedwait(&set, &info, &ts);
+
+        if (sig == SIGTERM || sig == SIGINT)
+            serve_stop = 1;
+        else if (sig == SIGHUP)
+            log_info("SIGHUP: restart tdhook to load a changed configuration");
+        serve_reap(kids, nkids);
+        if (serve_stop)
+            break;
+        for (int i = 0; i < nkids; i++) {
+            /* A child that keeps dying right after its start is re-spawned
+             * at most once a second. */
+            if (kids[i].pid == 0 && time(NULL) - kids[i].started >= 1)
+                serve_spawn(cfg, listen_fd, &kids[i]);
+        }
+    }
+
+    log_info("stopping: waiting for requests and jobs in flight");
+    serve_signal_all(kids, nkids, SIGTERM);
+    for (int tick = 0; serve_alive(kids, nkids); tick++) {
+        struct timespec ts = {0, 200 * 1000000L};
+        siginfo_t info;
+
+        if (tick >= SERVE_STOP_GRACE_S * 5) {
+            log_warn("children still running after %d s; killing them", SERVE_STOP_GRACE_S);
+            serve_signal_all(kids, nkids, SIGKILL);
+            rc = EX_SOFTWARE;
+        }
+        sigtimedwait(&set, &info, &ts);
+        serve_reap(kids, nkids);
+        /* A worker may have been between its check and accept() when the
+         * first signal came; another one wakes it.  Workers in a request
+         * have SIGTERM blocked, so they finish first. */
+        for (int i = 0; i < nkids; i++)
+            if (kids[i].pid > 0 && kids[i].role == ROLE_HTTP)
+                kill(kids[i].pid, SIGTERM);
+    }
+    if (opts->socket && strncmp(opts->socket, "unix:", 5) == 0)
+        unlink(opts->socket + 5);
+    close(listen_fd);
+    log_info("stopped");
+    return rc;
+}

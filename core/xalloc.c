@@ -1,0 +1,94 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "core/xalloc.h"
+
+static void
+xalloc_die(void)
+{
+    static const char msg[] = "tdhook: out of memory\n";
+    fwrite(msg, 1, sizeof msg - 1, stderr);
+    exit(EX_OSERR);
+}
+
+void *
+xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        xalloc_die();
+    return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (!p)
+        xalloc_die();
+    return p;
+}
+
+void *
+xrealloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (!p)
+        xalloc_die();
+    return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+
+    va_start(ap, fmt);
+    if (vasprintf(&p, fmt, ap) < 0)
+        xalloc_die();
+    va_end(ap);
+    return p;
+}
+
+void
+secret_wipe(void *p, size_t n)
+{
+#ifdef HAVE_EXPLICIT_BZERO
+    explicit_bzero(p, n);
+#else
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+#endif
+}
+
+void
+secret_free(char *s)
+{
+    if (!s)
+        return;
+    secret_wipe(s, strlen(s));
+    free(s);
+}
