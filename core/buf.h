@@ -22,7 +22,7 @@ void buf_init(buf_t *b, size_t cap);
 int buf_append(buf_t *b, const void *p, size_t n);
 int buf_puts(buf_t *b, const char *s);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+int buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* The content (never NULL: "" when empty); borrowed, valid until the next
  * append or buf_free(). */
 const char *buf_str(const buf_t *b);
