@@ -1,0 +1,1376 @@
+/* The durable job queue: one JSON file per job, moved between directories
+ * by write+fsync+rename, claimed with flock() on a per-job lock file.
+ *
+ * The claim protocol: a runner opens lock/ID, takes LOCK_EX|LOCK_NB and then
+ * checks that the file it locked is still the one named lock/ID (a finishing
+ * runner unlinks lock/ID while it holds it, so a process that opened the old
+ * file just before would otherwise lock an orphan).  The kernel drops the
+ * lock of a runner that dies, and the job, still in queue/, is claimed
+ * again. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/queue.h"
+#include "core/xalloc.h"
+
+#define JOB_ID_LEN 24
+#define JOB_FILE_CAP (4u * 1024 * 1024)
+#define JOB_JSON_DEPTH 64              /* a payload may nest 32 deep itself */
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
+#define TMP_TTL_MS (3600LL * 1000)
+#define RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
+#define DEPTH_CACHE_MS 1000
+#define BUSY_RECHECK_MS 5000L          /* rescan while others hold claims */
+
+/* Internal result of reading a job file: parse error or oversized. */
+#define LOAD_CORRUPT 100
+/* Internal result of lock_acquire(): someone else holds the claim. */
+#define LOCK_BUSY 101
+
+enum { QDIR_TMP, QDIR_QUEUE, QDIR_LOCK, QDIR_DONE, QDIR_DEAD, QDIR_IDEM, QDIR_COUNT };
+
+static const char *const qdir_names[QDIR_COUNT] = {
+    "tmp", "queue", "lock", "done", "dead", "idem"
+};
+
+typedef struct {
+    char id[QUEUE_ID_MAX];
+    int fd;                  /* the flock()ed lock/ID */
+} queue_claim_t;
+
+struct queue {
+    char *root;
+    char *dirs[QDIR_COUNT];
+    queue_limits_t limits;
+    int inotify_fd;          /* -1 until queue_claim() or queue_wait() */
+    size_t depth;            /* cached count of queue/ */
+    long long depth_ms;      /* when depth was counted; 0: not valid */
+    queue_claim_t *claims;   /* jobs this queue_t has claimed */
+    size_t nclaims;
+    size_t aclaims;
+};
+
+/* --- small helpers -------------------------------------------------------- */
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long
+mtime_ms(const struct stat *st)
+{
+    return (long long)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
+static void
+random_fill(void *p, size_t n)
+{
+    unsigned char *c = p;
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(c + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (got < n) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        while (fd >= 0 && got < n) {
+            ssize_t r = read(fd, c + got, n - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (got < n) {
+        /* No entropy source at all: ids must still differ between
+         * processes, jitter needs no secrecy. */
+        static unsigned long long x;
+        x ^= (unsigned long long)now_ms() * 0x9e3779b97f4a7c15ULL ^ (unsigned long long)getpid();
+        for (; got < n; got++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c[got] = (unsigned char)x;
+        }
+    }
+}
+
+static unsigned long long
+random_u64(void)
+{
+    unsigned long long v;
+
+    random_fill(&v, sizeof v);
+    return v;
+}
+
+/* Exactly 24 characters of [0-9a-f-]: nothing that can name another path. */
+static int
+id_valid(const char *id)
+{
+    size_t i;
+
+    if (!id)
+        return 0;
+    for (i = 0; i < JOB_ID_LEN; i++) {
+        char c = id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-'))
+            return 0;
+    }
+    return id[JOB_ID_LEN] == '\0';
+}
+
+/* Ids from one process are strictly increasing, even within a millisecond
+ * or when the clock steps back: the random part then grows by a random step
+ * instead of being drawn afresh.  A forked child starts its own sequence. */
+static void
+id_new(char *id)
+{
+    static unsigned long long last_ms, last_rand;
+    static pid_t last_pid;
+    unsigned long long ms = (unsigned long long)now_ms() & 0xffffffffffffULL;
+    unsigned long long r;
+
+    if (last_pid == getpid() && ms <= last_ms) {
+        ms = last_ms;
+        r = last_rand + 1 + (random_u64() & 0xffffffULL);
+        if (r > 0xfffffffffffULL) {
+            ms++;
+            r = random_u64() & 0x7ffffffffffULL;
+        }
+    } else {
+        r = random_u64() & 0x7ffffffffffULL;    /* room to count up */
+    }
+    last_pid = getpid();
+    last_ms = ms;
+    last_rand = r;
+    snprintf(id, QUEUE_ID_MAX, "%012llx-%011llx", ms, r);
+}
+
+static char *
+job_path(const queue_t *q, int dir, const char *id)
+{
+    return xasprintf("%s/%s.job", q->dirs[dir], id);
+}
+
+static char *
+lock_path(const queue_t *q, const char *id)
+{
+    return xasprintf("%s/%s", q->dirs[QDIR_LOCK], id);
+}
+
+static int
+fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    if (rc) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static int
+path_exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* Writes data to dir/name durably: tmp file, fsync, rename, fsync of dir.
+ * 0 or -1 (logged, tmp file removed). */
+static int
+write_durable(const queue_t *q, int dir, const char *name,
+              const char *data, size_t len)
+{
+    char *tmp = xasprintf("%s/%s.%ld.%08llx", q->dirs[QDIR_TMP], name,
+                          (long)getpid(), random_u64() & 0xffffffffULL);
+    char *dest = xasprintf("%s/%s", q->dirs[dir], name);
+    const char *what = "create";
+    const char *where = tmp;
+    int fd, created = 0, rc = -1;
+    size_t off = 0;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    created = 1;
+    what = "write";
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    what = "fsync";
+    if (fsync(fd))
+        goto out;
+    what = "close";
+    rc = close(fd);
+    fd = -1;
+    if (rc) {
+        rc = -1;
+        goto out;
+    }
+    rc = -1;
+    what = "rename";
+    where = dest;
+    if (rename(tmp, dest))
+        goto out;
+    created = 0;
+    what = "fsync";
+    where = q->dirs[dir];
+    if (fsync_dir(q->dirs[dir]))
+        goto out;
+    rc = 0;
+out:
+    if (rc)
+        log_error("queue: cannot %s %s: %s", what, where, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    free(tmp);
+    free(dest);
+    return rc;
+}
+
+/* Reads a whole file of at most cap bytes into b.  QUEUE_OK, QUEUE_ENOENT,
+ * QUEUE_EIO, LOAD_CORRUPT (too big). */
+static int
+read_file(const char *path, size_t cap, buf_t *b)
+{
+    char chunk[16384];
+    int fd, rc = QUEUE_OK;
+
+    buf_init(b, cap);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? QUEUE_ENOENT : QUEUE_EIO;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = QUEUE_EIO;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (buf_append(b, chunk, (size_t)n) != BUF_OK) {
+            rc = LOAD_CORRUPT;
+            break;
+        }
+    }
+    close(fd);
+    if (rc)
+        buf_free(b);
+    return rc;
+}
+
+/* --- job files ------------------------------------------------------------ */
+
+/* The file form of a job; allocated, free with free(), NULL when json-c
+ * cannot serialise it. */
+static char *
+job_serialize(const job_t *job, long long finished_ms)
+{
+    json_object *o = json_object_new_object();
+    const char *s;
+    char *text = NULL;
+
+    json_object_object_add(o, "id", json_object_new_string(job->id));
+    json_object_object_add(o, "kind", json_object_new_string(job->kind));
+    json_object_object_add(o, "payload", json_object_get(job->payload));
+    json_object_object_add(o, "attempts", json_object_new_int(job->attempts));
+    json_object_object_add(o, "created_ms", json_object_new_int64(job->created_ms));
+    json_object_object_add(o, "not_before_ms", json_object_new_int64(job->not_before_ms));
+    if (job->last_error)
+        json_object_object_add(o, "last_error", json_object_new_string(job->last_error));
+    if (job->result)
+        json_object_object_add(o, "result", json_object_get(job->result));
+    if (finished_ms > 0)
+        json_object_object_add(o, "finished_ms", json_object_new_int64(finished_ms));
+    s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (s)
+        text = xstrdup(s);
+    json_object_put(o);
+    return text;
+}
+
+static int
+json_get_int64(json_object *o, const char *key, long long *out)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return -1;
+    *out = (long long)json_object_get_int64(v);
+    return 0;
+}
+
+/* Parses a job file; QUEUE_OK with *out allocated, or LOAD_CORRUPT. */
+static int
+job_parse(const char *text, size_t len, const char *id, job_t **out)
+{
+    json_tokener *tok = json_tokener_new_ex(JOB_JSON_DEPTH);
+    json_object *o = NULL, *v;
+    job_t *job = NULL;
+    long long n;
+    int rc = LOAD_CORRUPT;
+
+    if (!tok)
+        goto out;
+    if (len > INT_MAX)
+        goto out;
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    if (!o || json_tokener_get_error(tok) != json_tokener_success
+        || !json_object_is_type(o, json_type_object))
+        goto out;
+    job = xcalloc(1, sizeof *job);
+    if (!json_object_object_get_ex(o, "id", &v) || !json_object_is_type(v, json_type_string)
+        || strcmp(json_object_get_string(v), id) != 0)
+        goto out;
+    snprintf(job->id, sizeof job->id, "%s", id);
+    if (!json_object_object_get_ex(o, "kind", &v) || !json_object_is_type(v, json_type_string)
+        || (size_t)json_object_get_string_len(v) >= sizeof job->kind)
+        goto out;
+    snprintf(job->kind, sizeof job->kind, "%s", json_object_get_string(v));
+    if (json_get_int64(o, "attempts", &n) || n < 0 || n > INT_MAX)
+        goto out;
+    job->attempts = (int)n;
+    if (json_get_int64(o, "created_ms", &job->created_ms)
+        || json_get_int64(o, "not_before_ms", &job->not_before_ms))
+        goto out;
+    if (json_object_object_get_ex(o, "payload", &v))
+        job->payload = json_object_get(v);
+    if (json_object_object_get_ex(o, "result", &v))
+        job->result = json_object_get(v);
+    if (json_object_object_get_ex(o, "last_error", &v) && v) {
+        if (!json_object_is_type(v, json_type_string))
+            goto out;
+        job->last_error = xstrdup(json_object_get_string(v));
+    }
+    job->status = job->attempts > 0 ? JOB_RETRYING : JOB_QUEUED;
+    *out = job;
+    job = NULL;
+    rc = QUEUE_OK;
+out:
+    job_free(job);
+    json_object_put(o);
+    if (tok)
+        json_tokener_free(tok);
+    return rc;
+}
+
+/* Reads dir/ID.job.  QUEUE_OK (*out allocated, status by folder but never
+ * JOB_RUNNING), QUEUE_ENOENT, QUEUE_EIO, LOAD_CORRUPT. */
+static int
+job_load(const queue_t *q, int dir, const char *id, job_t **out)
+{
+    char *path = job_path(q, dir, id);
+    buf_t b;
+    int rc;
+
+    rc = read_file(path, JOB_FILE_CAP, &b);
+    if (rc == QUEUE_EIO)
+        log_warn("queue: cannot read %s: %s", path, strerror(errno));
+    if (rc)
+        goto out;
+    rc = job_parse(buf_str(&b), b.len, id, out);
+    buf_free(&b);
+    if (rc == QUEUE_OK) {
+        if (dir == QDIR_DONE)
+            (*out)->status = JOB_DONE;
+        else if (dir == QDIR_DEAD)
+            (*out)->status = JOB_DEAD;
+    } else {
+        log_warn("queue: %s is not a valid job file", path);
+    }
+out:
+    free(path);
+    return rc;
+}
+
+static int
+job_store(const queue_t *q, int dir, const job_t *job, long long finished_ms)
+{
+    char *data = job_serialize(job, finished_ms);
+    char *name = xasprintf("%s.job", job->id);
+    int rc = QUEUE_EIO;
+
+    if (!data) {
+        log_error("queue: cannot serialise job %s", job->id);
+        goto out;
+    }
+    if (strlen(data) > JOB_FILE_CAP) {
+        log_error("queue: job %s is too large to store", job->id);
+        rc = QUEUE_EINVAL;
+        goto out;
+    }
+    if (write_durable(q, dir, name, data, strlen(data)) == 0)
+        rc = QUEUE_OK;
+out:
+    free(data);
+    free(name);
+    return rc;
+}
+
+/* Removes dir/ID.job durably.  0, or -1 with errno (ENOENT included). */
+static int
+job_unlink(const queue_t *q, int dir, const char *id)
+{
+    char *path = job_path(q, dir, id);
+    int rc = unlink(path);
+
+    if (rc == 0)
+        fsync_dir(q->dirs[dir]);
+    else if (errno != ENOENT)
+        log_error("queue: cannot remove %s: %s", path, strerror(errno));
+    free(path);
+    return rc;
+}
+
+/* --- claims --------------------------------------------------------------- */
+
+/* Takes the claim lock of id.  QUEUE_OK with *fd_out, LOCK_BUSY, QUEUE_EIO. */
+static int
+lock_acquire(const queue_t *q, const char *id, int *fd_out)
+{
+    char *path = lock_path(q, id);
+    int tries, rc = LOCK_BUSY;
+
+    for (tries = 0; tries < 8; tries++) {
+        struct stat a, b;
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+        if (fd < 0) {
+            log_error("queue: cannot open %s: %s", path, strerror(errno));
+            rc = QUEUE_EIO;
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB)) {
+            int e = errno;
+            close(fd);
+            if (e == EINTR)
+                continue;
+            if (e != EWOULDBLOCK) {
+                log_error("queue: cannot lock %s: %s", path, strerror(e));
+                rc = QUEUE_EIO;
+            }
+            break;
+        }
+        /* A holder unlinks lock/ID before it lets go: make sure the file we
+         * locked is still the one of that name. */
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0
+            && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            *fd_out = fd;
+            rc = QUEUE_OK;
+            break;
+        }
+        close(fd);
+    }
+    free(path);
+    return rc;
+}
+
+static void
+lock_release(const queue_t *q, const char *id, int fd, int remove)
+{
+    if (remove) {
+        char *path = lock_path(q, id);
+        unlink(path);
+        free(path);
+    }
+    close(fd);
+}
+
+/* 1 when some open file description holds the claim of id. */
+static int
+lock_held(const queue_t *q, const char *id)
+{
+    char *path = lock_path(q, id);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int held = 0;
+
+    free(path);
+    if (fd < 0)
+        return 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+        flock(fd, LOCK_UN);
+    else if (errno == EWOULDBLOCK)
+        held = 1;
+    close(fd);
+    return held;
+}
+
+static void
+claim_add(queue_t *q, const char *id, int fd)
+{
+    if (q->nclaims == q->aclaims) {
+        q->aclaims = q->aclaims ? 2 * q->aclaims : 4;
+        q->claims = xrealloc(q->claims, q->aclaims * sizeof *q->claims);
+    }
+    snprintf(q->claims[q->nclaims].id, QUEUE_ID_MAX, "%s", id);
+    q->claims[q->nclaims].fd = fd;
+    q->nclaims++;
+}
+
+/* Removes the claim of id from q; its lock fd, or -1 when q holds none. */
+static int
+claim_take(queue_t *q, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < q->nclaims; i++) {
+        if (strcmp(q->claims[i].id, id) == 0) {
+            int fd = q->claims[i].fd;
+            q->claims[i] = q->claims[q->nclaims - 1];
+            q->nclaims--;
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* --- directories ---------------------------------------------------------- */
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The ids of dir's ID.job files, sorted; allocated array of allocated
+ * strings (free with ids_free()), NULL with *n = 0 when there are none.
+ * -1 when dir cannot be read. */
+static int
+ids_list(const queue_t *q, int dir, char ***out, size_t *n)
+{
+    DIR *d = opendir(q->dirs[dir]);
+    struct dirent *de;
+    char **v = NULL;
+    size_t len = 0, alloc = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (!d) {
+        log_error("queue: cannot read %s: %s", q->dirs[dir], strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) != JOB_ID_LEN + 4 || strcmp(de->d_name + JOB_ID_LEN, ".job") != 0)
+            continue;
+        if (len == alloc) {
+            alloc = alloc ? 2 * alloc : 64;
+            v = xrealloc(v, alloc * sizeof *v);
+        }
+        v[len] = xstrndup(de->d_name, JOB_ID_LEN);
+        if (!id_valid(v[len])) {
+            free(v[len]);
+            continue;
+        }
+        len++;
+    }
+    closedir(d);
+    if (len > 1)
+        qsort(v, len, sizeof *v, name_cmp);
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+static void
+ids_free(char **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static size_t
+ids_count(const queue_t *q, int dir)
+{
+    DIR *d = opendir(q->dirs[dir]);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".job") == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Creates path and its parents, mode 0700.  0 or -1 with errno. */
+static int
+mkdir_p(const char *path)
+{
+    char *p = xstrdup(path);
+    struct stat st;
+    char *s;
+    int rc = -1;
+
+    for (s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) && errno != EEXIST)
+            goto out;
+        *s = '/';
+    }
+    if (mkdir(p, 0700) && errno != EEXIST)
+        goto out;
+    if (stat(p, &st))
+        goto out;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(p);
+    return rc;
+}
+
+static int
+inotify_ensure(queue_t *q)
+{
+    if (q->inotify_fd >= 0)
+        return 0;
+    q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (q->inotify_fd < 0)
+        return -1;
+    if (inotify_add_watch(q->inotify_fd, q->dirs[QDIR_QUEUE], IN_MOVED_TO | IN_CREATE) < 0) {
+        log_warn("queue: cannot watch %s: %s", q->dirs[QDIR_QUEUE], strerror(errno));
+        close(q->inotify_fd);
+        q->inotify_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the public functions ------------------------------------------------- */
+
+queue_t *
+queue_open(const char *state_dir, const queue_limits_t *limits, char **errstr)
+{
+    queue_t *q = NULL;
+    int i;
+
+    if (!state_dir || !*state_dir) {
+        *errstr = xstrdup("queue: no state_dir");
+        return NULL;
+    }
+    if (mkdir_p(state_dir)) {
+        *errstr = xasprintf("queue: cannot create %s: %s", state_dir, strerror(errno));
+        return NULL;
+    }
+    q = xcalloc(1, sizeof *q);
+    q->root = xstrdup(state_dir);
+    q->limits = *limits;
+    q->inotify_fd = -1;
+    for (i = 0; i < QDIR_COUNT; i++) {
+        struct stat st;
+
+        q->dirs[i] = xasprintf("%s/%s", state_dir, qdir_names[i]);
+        if (mkdir(q->dirs[i], 0700) && errno != EEXIST) {
+            *errstr = xasprintf("queue: cannot create %s: %s", q->dirs[i], strerror(errno));
+            queue_close(q);
+            return NULL;
+        }
+        if (stat(q->dirs[i], &st) || !S_ISDIR(st.st_mode)) {
+            *errstr = xasprintf("queue: %s is not a directory", q->dirs[i]);
+            queue_close(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+void
+queue_close(queue_t *q)
+{
+    size_t i;
+    int d;
+
+    if (!q)
+        return;
+    /* Claims still held end here; their jobs stay in queue/ and run again. */
+    for (i = 0; i < q->nclaims; i++)
+        close(q->claims[i].fd);
+    free(q->claims);
+    if (q->inotify_fd >= 0)
+        close(q->inotify_fd);
+    for (d = 0; d < QDIR_COUNT; d++)
+        free(q->dirs[d]);
+    free(q->root);
+    free(q);
+}
+
+static unsigned long long
+fnv1a64(const char *s)
+{
+    unsigned long long h = 0xcbf29ce484222325ULL;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Looks up idem/HASH: 1 and id filled when key was used within 24 h. */
+static int
+idem_lookup(const queue_t *q, const char *name, const char *key, char *id)
+{
+    char *path = xasprintf("%s/%s", q->dirs[QDIR_IDEM], name);
+    struct stat st;
+    const char *text, *tab;
+    buf_t b;
+    int found = 0;
+
+    if (stat(path, &st) || now_ms() - mtime_ms(&st) >= IDEM_TTL_MS)
+        goto out;
+    if (read_file(path, strlen(key) + QUEUE_ID_MAX + 1, &b))
+        goto out;
+    text = buf_str(&b);
+    tab = memchr(text, '\t', b.len);
+    if (tab && tab - text == JOB_ID_LEN && strcmp(tab + 1, key) == 0
+        && b.len == (size_t)(tab - text) + 1 + strlen(key)) {
+        memcpy(id, text, JOB_ID_LEN);
+        id[JOB_ID_LEN] = '\0';
+        found = id_valid(id);
+    }
+    buf_free(&b);
+out:
+    free(path);
+    return found;
+}
+
+int
+queue_enqueue(queue_t *q, const char *kind, json_object *payload,
+              const char *idem_key, char *id, int *duplicate)
+{
+    char idem_name[17];
+    job_t job;
+    long long now = now_ms();
+    int rc;
+
+    if (duplicate)
+        *duplicate = 0;
+    if (!kind || !*kind || strlen(kind) >= sizeof job.kind)
+        return QUEUE_EINVAL;
+    if (idem_key && *idem_key) {
+        snprintf(idem_name, sizeof idem_name, "%016llx", fnv1a64(idem_key));
+        if (idem_lookup(q, idem_name, idem_key, id)) {
+            if (duplicate)
+                *duplicate = 1;
+            return QUEUE_OK;
+        }
+    }
+    if (q->limits.max_jobs > 0) {
+        if (q->depth_ms == 0 || now - q->depth_ms > DEPTH_CACHE_MS) {
+            q->depth = ids_count(q, QDIR_QUEUE);
+            q->depth_ms = now;
+        }
+        if (q->depth >= (size_t)q->limits.max_jobs)
+            return QUEUE_EFULL;
+    }
+
+    memset(&job, 0, sizeof job);
+    id_new(job.id);
+    snprintf(job.kind, sizeof job.kind, "%s", kind);
+    job.payload = payload;
+    job.created_ms = now;
+    job.not_before_ms = now;
+    job.status = JOB_QUEUED;
+    rc = job_store(q, QDIR_QUEUE, &job, 0);
+    if (rc)
+        return rc;
+    if (q->depth_ms)
+        q->depth++;
+    memcpy(id, job.id, JOB_ID_LEN + 1);
+
+    /* Two requests with the same key at the same instant may both miss the
+     * lookup above and queue two jobs; that is acceptable because every
+     * job's side effects are idempotent.  The job is stored already, so a
+     * failure to remember the key is only logged: answering an error now
+     * would make the sender retry and queue the job once more. */
+    if (idem_key && *idem_key) {
+        char *text = xasprintf("%s\t%s", job.id, idem_key);
+        if (write_durable(q, QDIR_IDEM, idem_name, text, strlen(text)))
+            log_warn("queue: job %s: idempotency key not stored", job.id);
+        free(text);
+    }
+    return QUEUE_OK;
+}
+
+int
+queue_writable(queue_t *q)
+{
+    char *path = xasprintf("%s/probe.%ld.%08llx", q->dirs[QDIR_TMP], (long)getpid(),
+                           random_u64() & 0xffffffffULL);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int ok = 0;
+
+    if (fd >= 0) {
+        ok = write(fd, "x", 1) == 1 && fsync(fd) == 0;
+        close(fd);
+        if (unlink(path))
+            ok = 0;
+    }
+    free(path);
+    return ok;
+}
+
+int
+queue_get(queue_t *q, const char *id, job_t **out)
+{
+    static const int order[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
+    size_t i;
+    int rc = QUEUE_ENOENT;
+
+    *out = NULL;
+    if (!id_valid(id))
+        return QUEUE_EINVAL;
+    /* queue/ before done/ and dead/: a job is written to its new folder
+     * before it leaves the old one, so this order never misses it. */
+    for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+        rc = job_load(q, order[i], id, out);
+        if (rc == QUEUE_ENOENT)
+            continue;
+        if (rc == LOAD_CORRUPT)
+            rc = QUEUE_EIO;
+        if (rc == QUEUE_OK && order[i] == QDIR_QUEUE && lock_held(q, id))
+            (*out)->status = JOB_RUNNING;
+        break;
+    }
+    return rc;
+}
+
+/* Moves an unreadable job file out of queue/ so it stops blocking. */
+static void
+quarantine(const queue_t *q, const char *id)
+{
+    char *from = job_path(q, QDIR_QUEUE, id);
+    char *to = xasprintf("%s/%s.corrupt", q->dirs[QDIR_DEAD], id);
+
+    if (rename(from, to) == 0)
+        log_error("queue: job %s is corrupt, moved to %s", id, to);
+    free(from);
+    free(to);
+}
+
+int
+queue_claim(queue_t *q, job_t **out, long *wait_ms)
+{
+    char **ids = NULL;
+    size_t n = 0, i;
+    long long now = now_ms(), next = -1;
+    int busy = 0, rc = QUEUE_EMPTY;
+
+    *out = NULL;
+    /* Watch before scanning, so a job that arrives after the scan wakes the
+     * queue_wait() that follows. */
+    inotify_ensure(q);
+    if (ids_list(q, QDIR_QUEUE, &ids, &n))
+        return QUEUE_EIO;
+    for (i = 0; i < n; i++) {
+        job_t *job = NULL;
+        int fd = -1, r;
+
+        r = job_load(q, QDIR_QUEUE, ids[i], &job);
+        if (r == LOAD_CORRUPT)
+            quarantine(q, ids[i]);
+        if (r)
+            continue;
+        if (job->not_before_ms > now) {
+            if (next < 0 || job->not_before_ms < next)
+                next = job->not_before_ms;
+            job_free(job);
+            continue;
+        }
+        job_free(job);
+        job = NULL;
+
+        r = lock_acquire(q, ids[i], &fd);
+        if (r == LOCK_BUSY) {
+            busy = 1;
+            continue;
+        }
+        if (r) {
+            rc = r;
+            break;
+        }
+        /* Read again under the lock: the previous runner may have finished
+         * or rescheduled it since. */
+        r = job_load(q, QDIR_QUEUE, ids[i], &job);
+        if (r == QUEUE_ENOENT) {
+            lock_release(q, ids[i], fd, 1);
+            continue;
+        }
+        if (r) {
+            lock_release(q, ids[i], fd, 1);
+            if (r == LOAD_CORRUPT)
+                quarantine(q, ids[i]);
+            continue;
+        }
+        if (job->not_before_ms > now_ms()) {
+            if (next < 0 || job->not_before_ms < next)
+                next = job->not_before_ms;
+            lock_release(q, ids[i], fd, 1);
+            job_free(job);
+            continue;
+        }
+        /* Count the attempt before it starts, so a kill -9 counts too. */
+        job->attempts++;
+        if (job_store(q, QDIR_QUEUE, job, 0)) {
+            lock_release(q, ids[i], fd, 1);
+            job_free(job);
+            rc = QUEUE_EIO;
+            break;
+        }
+        job->status = JOB_RUNNING;
+        claim_add(q, job->id, fd);
+        *out = job;
+        rc = QUEUE_OK;
+        break;
+    }
+    ids_free(ids, n);
+    if (rc == QUEUE_EMPTY && wait_ms) {
+        long long w = -1;
+        if (next >= 0)
+            w = next > now ? next - now : 0;
+        /* Jobs claimed by others come back without an event when their
+         * runner dies: look again now and then. */
+        if (busy && (w < 0 || w > BUSY_RECHECK_MS))
+            w = BUSY_RECHECK_MS;
+        *wait_ms = w > LONG_MAX ? LONG_MAX : (long)w;
+    }
+    return rc;
+}
+
+/* Ends a claim by moving the job to done/ or dead/.  Frees job. */
+static int
+claim_finish(queue_t *q, job_t *job, int dir, const char *error,
+             json_object *result)
+{
+    int fd = claim_take(q, job->id);
+    int rc = QUEUE_OK;
+
+    if (fd < 0) {
+        log_error("queue: job %s is not claimed here", job->id);
+        rc = QUEUE_EINVAL;
+        goto out;
+    }
+    if (error) {
+        free(job->last_error);
+        job->last_error = xstrdup(error);
+    }
+    if (result) {
+        json_object_put(job->result);
+        job->result = json_object_get(result);
+    }
+    rc = job_store(q, dir, job, now_ms());
+    if (rc == QUEUE_EINVAL && job->result) {
+        /* Keep the outcome without the oversized result. */
+        json_object_put(job->result);
+        job->result = NULL;
+        free(job->last_error);
+        job->last_error = xstrdup("result too large to keep");
+        rc = job_store(q, dir, job, now_ms());
+    }
+    if (rc) {
+        /* Still in queue/: the next claim runs it again. */
+        lock_release(q, job->id, fd, 1);
+        goto out;
+    }
+    if (job_unlink(q, QDIR_QUEUE, job->id) && errno != ENOENT)
+        rc = QUEUE_EIO;
+    lock_release(q, job->id, fd, 1);
+    q->depth_ms = 0;
+out:
+    job_free(job);
+    return rc;
+}
+
+int
+queue_done(queue_t *q, job_t *job, json_object *result)
+{
+    if (!job)
+        return QUEUE_EINVAL;
+    return claim_finish(q, job, QDIR_DONE, NULL, result);
+}
+
+int
+queue_fail(queue_t *q, job_t *job, const char *error)
+{
+    if (!job)
+        return QUEUE_EINVAL;
+    return claim_finish(q, job, QDIR_DEAD, error ? error : "failed", NULL);
+}
+
+/* Full jitter between half and all of base * 2^(attempts-1), capped. */
+static long
+backoff_ms(const queue_limits_t *l, int attempts)
+{
+    long base = l->retry_base_ms > 0 ? l->retry_base_ms : 1;
+    long max = l->retry_max_ms > 0 ? l->retry_max_ms : base;
+    long d = base, lo;
+    int i;
+
+    for (i = 1; i < attempts && d < max; i++)
+        d = d > LONG_MAX / 2 ? LONG_MAX : 2 * d;
+    if (d > max)
+        d = max;
+    lo = d / 2;
+    return lo + (long)(random_u64() % ((unsigned long long)(d - lo) + 1));
+}
+
+int
+queue_retry(queue_t *q, job_t *job, const char *error, long retry_after_ms,
+            job_status_t *status)
+{
+    long delay;
+    int fd, rc;
+
+    if (!job)
+        return QUEUE_EINVAL;
+    if (job->attempts >= q->limits.max_attempts) {
+        rc = claim_finish(q, job, QDIR_DEAD, error ? error : "failed", NULL);
+        if (status && rc == QUEUE_OK)
+            *status = JOB_DEAD;
+        return rc;
+    }
+    fd = claim_take(q, job->id);
+    if (fd < 0) {
+        log_error("queue: job %s is not claimed here", job->id);
+        job_free(job);
+        return QUEUE_EINVAL;
+    }
+    if (retry_after_ms < 0)
+        delay = backoff_ms(&q->limits, job->attempts);
+    else
+        delay = retry_after_ms < RETRY_AFTER_MAX_MS ? retry_after_ms : RETRY_AFTER_MAX_MS;
+    job->not_before_ms = now_ms() + delay;
+    if (error) {
+        free(job->last_error);
+        job->last_error = xstrdup(error);
+    }
+    rc = job_store(q, QDIR_QUEUE, job, 0);
+    lock_release(q, job->id, fd, 1);
+    if (status && rc == QUEUE_OK)
+        *status = JOB_RETRYING;
+    job_free(job);
+    return rc;
+}
+
+int
+queue_foreach(queue_t *q, int (*fn)(const job_t *job, void *arg), void *arg)
+{
+    static const int order[] = { QDIR_QUEUE, QDIR_DEAD, QDIR_DONE };
+    size_t d;
+    int rc = QUEUE_OK;
+
+    for (d = 0; d < sizeof order / sizeof order[0] && rc == QUEUE_OK; d++) {
+        char **ids;
+        size_t n, i;
+
+        if (ids_list(q, order[d], &ids, &n))
+            return QUEUE_EIO;
+        for (i = 0; i < n; i++) {
+            job_t *job = NULL;
+
+            if (job_load(q, order[d], ids[i], &job))
+                continue;
+            if (order[d] == QDIR_QUEUE && lock_held(q, ids[i]))
+                job->status = JOB_RUNNING;
+            rc = fn(job, arg);
+            job_free(job);
+            if (rc)
+                break;
+        }
+        ids_free(ids, n);
+    }
+    return rc;
+}
+
+int
+queue_requeue(queue_t *q, const char *id)
+{
+    job_t *job = NULL;
+    int fd = -1, from, rc;
+
+    if (!id_valid(id))
+        return QUEUE_EINVAL;
+    from = QDIR_DEAD;
+    rc = job_load(q, QDIR_DEAD, id, &job);
+    if (rc == QUEUE_ENOENT) {
+        /* A pending job: hold its claim so no runner starts it meanwhile. */
+        from = QDIR_QUEUE;
+        rc = lock_acquire(q, id, &fd);
+        if (rc == LOCK_BUSY) {
+            rc = QUEUE_EINVAL;
+            goto out;
+        }
+        if (rc)
+            goto out;
+        rc = job_load(q, QDIR_QUEUE, id, &job);
+        if (rc == QUEUE_ENOENT) {
+            char *done = job_path(q, QDIR_DONE, id);
+            if (path_exists(done))
+                rc = QUEUE_EINVAL;
+            free(done);
+        }
+    }
+    if (rc == LOAD_CORRUPT)
+        rc = QUEUE_EIO;
+    if (rc)
+        goto out;
+    json_object_put(job->result);
+    job->result = NULL;
+    job->attempts = 0;
+    job->not_before_ms = now_ms();
+    rc = job_store(q, QDIR_QUEUE, job, 0);
+    if (rc)
+        goto out;
+    if (from == QDIR_DEAD && job_unlink(q, QDIR_DEAD, id) && errno != ENOENT)
+        rc = QUEUE_EIO;
+    q->depth_ms = 0;
+out:
+    if (fd >= 0)
+        lock_release(q, id, fd, 1);
+    job_free(job);
+    return rc;
+}
+
+int
+queue_drop(queue_t *q, const char *id)
+{
+    static const int dirs[] = { QDIR_QUEUE, QDIR_DEAD, QDIR_DONE };
+    size_t i;
+    int fd = -1, removed = 0, rc;
+
+    if (!id_valid(id))
+        return QUEUE_EINVAL;
+    rc = lock_acquire(q, id, &fd);
+    if (rc == LOCK_BUSY) {
+        char *path = job_path(q, QDIR_QUEUE, id);
+        int running = path_exists(path);
+        free(path);
+        if (running)
+            return QUEUE_EINVAL;    /* a runner is at it */
+    } else if (rc) {
+        return rc;
+    }
+    rc = QUEUE_OK;
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (job_unlink(q, dirs[i], id) == 0)
+            removed = 1;
+        else if (errno != ENOENT)
+            rc = QUEUE_EIO;
+    }
+    if (fd >= 0)
+        lock_release(q, id, fd, 1);
+    q->depth_ms = 0;
+    if (rc == QUEUE_OK && !removed)
+        rc = QUEUE_ENOENT;
+    return rc;
+}
+
+size_t
+queue_depth(queue_t *q)
+{
+    /* Always counted afresh (the cache only spares queue_enqueue()). */
+    q->depth = ids_count(q, QDIR_QUEUE);
+    q->depth_ms = now_ms();
+    return q->depth;
+}
+
+size_t
+queue_dead_count(queue_t *q)
+{
+    return ids_count(q, QDIR_DEAD);
+}
+
+/* Removes regular files in dir older than max_age_ms (by mtime). */
+static void
+prune_dir(const queue_t *q, int dir, long long max_age_ms)
+{
+    DIR *d = opendir(q->dirs[dir]);
+    struct dirent *de;
+    long long now = now_ms();
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+            continue;
+        if (now - mtime_ms(&st) < max_age_ms)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) && errno != ENOENT)
+            log_warn("queue: cannot remove %s/%s: %s", q->dirs[dir], de->d_name, strerror(errno));
+    }
+    closedir(d);
+}
+
+/* Removes lock files of jobs that are no longer pending and not held. */
+static void
+prune_locks(const queue_t *q)
+{
+    DIR *d = opendir(q->dirs[QDIR_LOCK]);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char *path;
+        int fd, pending;
+
+        if (!id_valid(de->d_name))
+            continue;
+        path = job_path(q, QDIR_QUEUE, de->d_name);
+        pending = path_exists(path);
+        free(path);
+        if (pending || lock_acquire(q, de->d_name, &fd) != QUEUE_OK)
+            continue;
+        path = job_path(q, QDIR_QUEUE, de->d_name);
+        pending = path_exists(path);
+        free(path);
+        lock_release(q, de->d_name, fd, !pending);
+    }
+    closedir(d);
+}
+
+void
+queue_prune(queue_t *q)
+{
+    long long keep = q->limits.keep_done_ms > 0 ? q->limits.keep_done_ms : 0;
+
+    prune_dir(q, QDIR_DONE, keep);
+    prune_dir(q, QDIR_IDEM, IDEM_TTL_MS);
+    prune_dir(q, QDIR_TMP, TMP_TTL_MS);
+    prune_locks(q);
+}
+
+void
+queue_wait(queue_t *q, long max_ms)
+{
+    int timeout = max_ms < 0 ? -1 : max_ms > INT_MAX ? INT_MAX : (int)max_ms;
+    struct pollfd p;
+
+    if (inotify_ensure(q)) {
+        poll(NULL, 0, timeout);    /* no inotify: just sleep */
+        return;
+    }
+    p.fd = q->inotify_fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, timeout) > 0) {
+        char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(q->inotify_fd, ev, sizeof ev) > 0)
+            ;
+    }
+}
+
+const char *
+job_status_name(job_status_t status)
+{
+    switch (status) {
+    case JOB_QUEUED: return "queued";
+    case JOB_RUNNING: return "running";
+    case JOB_DONE: return "done";
+    case JOB_RETRYING: return "retrying";
+    case JOB_DEAD: return "dead";
+    }
+    return "unknown";
+}
+
+json_object *
+job_to_json(const job_t *job)
+{
+    json_object *o = json_object_new_object();
+    time_t t = (time_t)(job->created_ms / 1000);
+    struct tm tm;
+    char when[32];
+
+    json_object_object_add(o, "job", json_object_new_string(job->id));
+    json_object_object_add(o, "kind", json_object_new_string(job->kind));
+    json_object_object_add(o, "status", json_object_new_string(job_status_name(job->status)));
+    json_object_object_add(o, "attempts", json_object_new_int(job->attempts));
+    if (job->status == JOB_DONE)
+        json_object_object_add(o, "result", json_object_get(job->result));
+    else if (job->last_error)
+        json_object_object_add(o, "error", json_object_new_string(job->last_error));
+    if (gmtime_r(&t, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+        json_object_object_add(o, "created", json_object_new_string(when));
+    return o;
+}
+
+void
+job_free(job_t *job)
+{
+    if (!job)
+        return;
+    json_object_put(job->payload);
+    json_object_put(job->result);
+    free(job->last_error);
+    free(job);
+}
