@@ -26,7 +26,7 @@ static const char usage_text[] =
     "  queue show ID         print one job\n"
     "  queue retry ID        queue a dead letter again\n"
     "  queue drop ID         remove a job\n"
-    "  doctor                check the TOPdesk and Exchange preparations\n"
+    "  doctor [--no-mail]    check every TOPdesk, Exchange and mail preparation\n"
     "  stock-check [--dry-run] [--json]\n"
     "  sync-reservation ID|NUMBER [--dry-run]\n"
     "  reconcile [--days N] [--dry-run]\n"
@@ -194,6 +194,14 @@ main(int argc, char **argv)
         rc = run_check_config(cfg, nargs);
     } else if (strcmp(args[0], "queue") == 0) {
         rc = nargs < 2 ? usage(stderr, EX_USAGE) : cmd_queue(cfg, nargs - 1, args + 1);
+    } else if (strcmp(args[0], "stock-check") == 0) {
+        rc = cmd_stock_check(cfg, nargs, args);
+    } else if (strcmp(args[0], "sync-reservation") == 0) {
+        rc = cmd_sync_reservation(cfg, nargs, args);
+    } else if (strcmp(args[0], "reconcile") == 0) {
+        rc = cmd_reconcile(cfg, nargs, args);
+    } else if (strcmp(args[0], "doctor") == 0) {
+        rc = cmd_doctor(cfg, nargs, args);
     } else {
         fprintf(stderr, "tdhook: %s is not available in this version yet\n", args[0]);
         rc = EX_UNAVAILABLE;
