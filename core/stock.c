@@ -862,7 +862,10 @@ stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
     json_object_object_add(state, "short", now_short);
     json_object_object_add(state, "no_minimum", now_nomin);
     if (save) {
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd;
+
+        mkdir(cfg->state_dir, 0700);   /* the CLI may run before any server made it */
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         const char *s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
         size_t len = strlen(s);
 
