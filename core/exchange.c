@@ -8,10 +8,6 @@
 #include "core/exchange.h"
 #include "core/xalloc.h"
 
-/* EWS arrives in its own change; until core/ews.c is linked the weak
- * reference stays NULL and opening that backend says so. */
-extern const exchange_ops_t exchange_ews_ops __attribute__((weak));
-
 struct exchange {
     const exchange_ops_t *ops;
     void *impl;
@@ -25,10 +21,6 @@ exchange_open(const config_t *cfg, char **errstr)
     void *impl;
     exchange_t *ex;
 
-    if (!ops) {
-        *errstr = xstrdup("reservations.exchange is ews, but this build has no EWS backend");
-        return NULL;
-    }
     impl = ops->open(cfg, errstr);
     if (!impl)
         return NULL;
