@@ -128,7 +128,7 @@ static const enum_val_t count_vals[] = {
 static const enum_val_t repeat_vals[] = {
     {"daily", REPEAT_DAILY}, {"only_new", REPEAT_ONLY_NEW}, {NULL, 0}};
 static const enum_val_t exchange_vals[] = {
-    {"graph", EXCHANGE_GRAPH}, {"ews", EXCHANGE_EWS}, {NULL, 0}};
+    {"graph", EXCHANGE_GRAPH}, {"ews", EXCHANGE_EWS}, {"none", EXCHANGE_NONE}, {NULL, 0}};
 static const enum_val_t ews_auth_vals[] = {
     {"ntlm", EWS_AUTH_NTLM}, {"basic", EWS_AUTH_BASIC}, {NULL, 0}};
 

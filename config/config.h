@@ -29,7 +29,7 @@ typedef struct {
 
 typedef enum { STARTTLS_AUTO, STARTTLS_REQUIRED, STARTTLS_OFF } config_starttls_t;
 typedef enum { REPEAT_DAILY, REPEAT_ONLY_NEW } config_repeat_t;
-typedef enum { EXCHANGE_GRAPH, EXCHANGE_EWS } config_exchange_t;
+typedef enum { EXCHANGE_GRAPH, EXCHANGE_EWS, EXCHANGE_NONE } config_exchange_t;
 typedef enum { EWS_AUTH_NTLM, EWS_AUTH_BASIC } config_ews_auth_t;
 
 #define CONFIG_COUNT_ASSETS 1u

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/doctor.h"
@@ -118,6 +119,8 @@ doctor_topdesk(doctor_list_t *l, const config_t *cfg, json_object **locations)
     doctor_add(l, DOCTOR_OK, "topdesk.login", "logged in to %s as %s (TOPdesk %s)", cfg->topdesk.url,
                cfg->topdesk.username, doctor_str(body, "version") ? doctor_str(body, "version") : "?");
     json_object_put(body);
+    if (cfg->reservations.exchange == EXCHANGE_NONE)
+        goto stock;
     doctor_read(l, td, "topdesk.reservations", "/tas/api/reservations?$top=1", TOPDESK_ACCEPT_JSON,
                 "reservations", NULL);
     doctor_read(l, td, "topdesk.locations", "/tas/api/reservableLocations?$top=10000",
@@ -183,6 +186,7 @@ doctor_topdesk(doctor_list_t *l, const config_t *cfg, json_object **locations)
         buf_free(&names);
     }
 
+stock:
     /* The stock minimum field. */
     {
         size_t rooms = 0, filled = 0;
@@ -250,7 +254,7 @@ doctor_mailbox(const config_t *cfg, topdesk_t *td, json_object *loc)
     }
     for (size_t i = 0; !mailbox && i < cfg->reservations.room_static.n; i++) {
         const config_pair_t *p = &cfg->reservations.room_static.v[i];
-        if (strcmp(p->key, id) == 0 || (name && strcmp(p->key, name) == 0))
+        if (strcmp(p->key, id) == 0 || (name && strcasecmp(p->key, name) == 0))
             mailbox = xstrdup(p->value);
     }
     return mailbox;
@@ -389,7 +393,10 @@ doctor_run(const config_t *cfg, int send_mail, doctor_finding_t **out, size_t *n
         queue_close(q);
     free(err);
     doctor_topdesk(&l, cfg, &locations);
-    doctor_rooms(&l, cfg, locations);
+    if (cfg->reservations.exchange == EXCHANGE_NONE)
+        doctor_add(&l, DOCTOR_OK, "reservations", "switched off (reservations.exchange: none)");
+    else
+        doctor_rooms(&l, cfg, locations);
     json_object_put(locations);
     doctor_mail(&l, cfg, send_mail);
     *out = l.f;

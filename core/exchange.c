@@ -21,6 +21,10 @@ exchange_open(const config_t *cfg, char **errstr)
     void *impl;
     exchange_t *ex;
 
+    if (cfg->reservations.exchange == EXCHANGE_NONE) {
+        *errstr = xstrdup("room reservations are switched off (reservations.exchange: none)");
+        return NULL;
+    }
     impl = ops->open(cfg, errstr);
     if (!impl)
         return NULL;

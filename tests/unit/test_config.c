@@ -356,7 +356,7 @@ test_backend_rules(void **state)
     load_err(MIN_YAML "ews: {auth: kerberos}\n", "ews.auth: expected one of ntlm, basic");
     load_err(MIN_YAML "ews: {url: [x]}\n", "ews.url: expected a string, found a list");
     load_err(MIN_HOOKS MIN_TOPDESK MIN_MAIL MIN_GRAPH "reservations: {exchange: owa}\n",
-             "reservations.exchange: expected one of graph, ews, found \"owa\"");
+             "reservations.exchange: expected one of graph, ews, none, found \"owa\"");
 }
 
 static void
