@@ -3,8 +3,10 @@
 #
 # Starts each fake on a free port and checks what tdhook's tests rely on:
 # auth, media types, paging, counts, stock quantities, fault injection,
-# stats, the control endpoints; and for the sink: storage, refusals,
-# tempfail, AUTH and bare-LF rejection.
+# stats, the control endpoints; the reservations side (reservations with
+# FIQL, $top paging and PATCH, reservable locations, locations, persons,
+# cancellation reasons, denied rights); and for the sink: storage,
+# refusals, tempfail, AUTH and bare-LF rejection.
 #
 # Exit 0 when every check passes, 1 otherwise, 77 (skip) when /usr/bin/python3
 # or curl is missing.  KEEP_TMP=1 keeps the temporary directory.
@@ -302,12 +304,259 @@ check "GET /__fake/data returns it" "$(jv "$T/data2.json" '[s["name"] for s in d
 st=$(curl -s -o "$T/p" -w '%{http_code}' -X POST --data-binary '{"stocks":[{"id":1}]}' "$B/__fake/data")
 check "POST /__fake/data with a bad data set: 400" "$st" 400
 
+# ---------------------------------------------------------------------------
+# Reservations side: general, reservations, reservable locations, locations,
+# cancellation reasons, persons, rights, control endpoints.
+
+echo "# fake TOPdesk: reservations, locations, persons"
+API="$B/tas/api"
+H_JSON=(-H 'Accept: application/json')
+H_PERSONS=(-H 'Accept: application/x.topdesk-collection-person-v2+json')
+# enc STRING: percent-encodes like tdhook's topdesk_escape (all but A-Za-z0-9-._~)
+enc() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="-._~"))' "$1"; }
+# iso OFFSET_SECONDS: UTC time now + offset as yyyy-mm-ddTHH:MM:SSZ
+iso() { "$PY" -c 'import sys, time; print(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + int(sys.argv[1]))))' "$1"; }
+patch() { curl -s -o "$T/p" -w '%{http_code}' "${AUTH[@]}" -H 'Accept: application/json' -X PATCH -H 'Content-Type: application/json' --data-binary "$2" "$B$1"; }
+
+st=$(get "$T/r" "$API/version" "${AUTH[@]}" "${H_JSON[@]}")
+check "version: 200 {version}" "$st $(jv "$T/r" 'sorted(d) + [isinstance(d["version"], str)]')" '200 ["version", true]'
+st=$(get "$T/r" "$API/version" "${H_JSON[@]}")
+check "version without credentials: 401" "$st" 401
+st=$(get "$T/r" "$API/productVersion" "${AUTH[@]}" "${H_JSON[@]}")
+check "productVersion: {major,minor,patch}" "$st $(jv "$T/r" 'sorted(d)')" '200 ["major", "minor", "patch"]'
+
+# Reservable locations and their mapping
+st=$(get "$T/r" "$API/reservableLocations?\$top=10000" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservableLocations: the four rooms, by name" "$st $(jv "$T/r" '[l["name"] for l in d["results"]]')" \
+    '200 ["Boardroom", "Stilteruimte 2.14", "Vergaderzaal 1.01", "Vergaderzaal 1.02"]'
+check "reservableLocations: item keys" "$(jv "$T/r" 'sorted(d["results"][0]) + sorted(d["results"][0]["branch"])')" \
+    '["branch", "capacity", "id", "name", "roomNumber", "id", "name"]'
+V101=$(jv "$T/r" '[l["id"] for l in d["results"] if l["name"]=="Vergaderzaal 1.01"][0]')
+V102=$(jv "$T/r" '[l["id"] for l in d["results"] if l["name"]=="Vergaderzaal 1.02"][0]')
+STILTE=$(jv "$T/r" '[l["id"] for l in d["results"] if l["name"]=="Stilteruimte 2.14"][0]')
+UTRECHT=$(jv "$T/r" '[l["branch"]["id"] for l in d["results"] if l["name"]=="Vergaderzaal 1.01"][0]')
+st=$(get "$T/r" "$API/reservableLocations?\$top=1&branchId=$UTRECHT&\$fields=name" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservableLocations: branchId, \$top, \$fields" "$st $(jv "$T/r" 'd["results"]')" '200 [{"name": "Stilteruimte 2.14"}]'
+mapping=""
+for id in $(curl -s "${AUTH[@]}" "$API/reservableLocations" | "$PY" -c 'import json,sys; print(" ".join(l["id"] for l in json.load(sys.stdin)["results"]))'); do
+    get "$T/loc" "$API/locations/id/$id" "${AUTH[@]}" "${H_JSON[@]}" >/dev/null
+    mapping="$mapping$(jv "$T/loc" 'd["name"] + "=" + d["optionalFields1"]["text1"]');"
+done
+check "locations/id: room mailboxes in optionalFields1.text1" "$mapping" \
+    "Boardroom=boardroom@contoso.onmicrosoft.com;Stilteruimte 2.14=;Vergaderzaal 1.01=vergaderzaal-1.01@contoso.onmicrosoft.com;Vergaderzaal 1.02=vergaderzaal-1.02@contoso.onmicrosoft.com;"
+st=$(get "$T/r" "$API/locations/id/$V101" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations/id: ExtendedLocationDto keys" "$st $(jv "$T/r" '[len(d), d["reservationManagement"]["reservable"], len(d["optionalFields1"]), len(d["optionalFields2"])]')" '200 [24, true, 30, 30]'
+st=$(get "$T/r" "$API/locations/id/00000000-0000-4000-8000-000000000000" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations/id unknown: 404 [{message}]" "$st $(cat "$T/r")" '404 [{"message":"Entity not found"}]'
+st=$(get "$T/r" "$API/locations" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations: bare array, default \$fields" "$st $(jv "$T/r" '[len(d), sorted(d[0])]')" '200 [7, ["branch", "id", "name", "roomNumber"]]'
+st=$(get "$T/r" "$API/locations?pageSize=2&\$fields=name,optionalFields1.text1" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations: pageSize, dotted \$fields" "$st $(jv "$T/r" 'd')" \
+    '200 [{"name": "Boardroom", "optionalFields1": {"text1": "boardroom@contoso.onmicrosoft.com"}}, {"name": "Magazijn Antwerpen", "optionalFields1": {"text1": ""}}]'
+st=$(get "$T/r" "$API/locations?query=$(enc 'reservationManagement.reservable==true;optionalFields1.text1==""')" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations: FIQL query (unmapped reservable rooms)" "$st $(jv "$T/r" '[l["name"] for l in d]')" '200 ["Stilteruimte 2.14"]'
+st=$(get "$T/r" "$API/locations?pageSize=x" "${AUTH[@]}" "${H_JSON[@]}")
+check "locations pageSize=x: 400 errors shape" "$st $(jv "$T/r" 'd["errors"][0]["appliesTo"]')" '400 ["pageSize"]'
+
+# Cancellation reasons
+st=$(get "$T/r" "$API/reservationCancellationReasons?archived=false" "${AUTH[@]}" "${H_JSON[@]}")
+check "cancellation reasons: active ones" "$st $(jv "$T/r" '[sorted(d["results"][0]), len(d["results"])]')" '200 [["id", "name"], 3]'
+st=$(get "$T/r" "$API/reservationCancellationReasons?archived=true" "${AUTH[@]}" "${H_JSON[@]}")
+check "cancellation reasons: archived=true" "$st $(jv "$T/r" '[r["name"] for r in d["results"]]')" '200 ["Verkeerde ruimte gekozen (oud)"]'
+
+# Persons (v2)
+st=$(get "$T/r" "$API/persons?pageSize=10" "${AUTH[@]}" "${H_JSON[@]}")
+check "persons with Accept application/json: 406" "$st" 406
+st=$(get "$T/r" "$API/persons?pageStart=0&pageSize=4&query=archived%3D%3Dfalse&fields=dynamicName,email" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "persons page 1: 206, 4 items, next" "$st $(jv "$T/r" '[d["size"], len(d["item"]), "pageStart=4" in d["next"]]')" '206 [4, 4, true]'
+check "persons: Content-Type is the vendor type" \
+    "$(grep -i '^Content-Type:' "$T/r.h" | tr -d '\r' | cut -d' ' -f2)" "application/x.topdesk-collection-person-v2+json"
+check "persons: fields=dynamicName,email (+ id), by dynamicName" "$(jv "$T/r" '[sorted(d["item"][0]), [p["dynamicName"] for p in d["item"]]]')" \
+    '[["dynamicName", "email", "id"], ["Amrani, Fatima el", "Bakker, Jeroen", "Dijk, Kees van", "Jansen, Piet"]]'
+check "persons: Kees van Dijk has no e-mail address" "$(jv "$T/r" '[p["email"] for p in d["item"] if p["dynamicName"]=="Dijk, Kees van"]')" '[""]'
+NEXT=$(jv "$T/r" 'd["next"]')
+st=$(get "$T/r" "$NEXT" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "persons: the next URL gives the last page (200, next null)" "$st $(jv "$T/r" '[d["size"], d["next"]]')" '200 [2, null]'
+st=$(get "$T/r" "$API/persons?pageSize=5000" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "persons without query: archived ones too" "$st $(jv "$T/r" 'd["size"]')" '200 7'
+st=$(get "$T/r" "$API/persons?query=$(enc "email=='sanne.devries@contoso.nl'")&fields=all" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "persons: query by e-mail, fields=all" "$st $(jv "$T/r" '[p["dynamicName"] for p in d["item"]] + [len(d["item"][0]) > 40]')" '200 ["Vries, Sanne de", true]'
+st=$(get "$T/r" "$API/persons?pageSize=0" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "persons pageSize=0: 400 [{message}]" "$st $(jv "$T/r" 'list(d[0])')" '400 ["message"]'
+
+# Reservations: list, FIQL, paging
+st=$(get "$T/r" "$API/reservations?\$top=1" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservations \$top=1 (doctor): 206, 1 result" "$st $(jv "$T/r" 'len(d["results"])')" '206 1'
+st=$(get "$T/r" "$API/reservations" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservations: all 8, sorted by plannedStartDate" "$st $(jv "$T/r" '[len(d["results"]), [r["plannedStartDate"] for r in d["results"]] == sorted(r["plannedStartDate"] for r in d["results"])]')" '200 [8, true]'
+check "reservations: ReservationDto keys" "$(jv "$T/r" 'sorted(d["results"][0])')" \
+    '["archived", "briefDescription", "event", "externalLinks", "id", "modificationDate", "notes", "number", "numberOfPersons", "operator", "operatorGroup", "optionalFields1", "optionalFields2", "participants", "plannedEndDate", "plannedStartDate", "processingStatus", "requester", "reservedFacilities", "reservedForOther", "series", "status"]'
+check "reservations: facility and requester keys, dates with Z" "$(jv "$T/r" '[sorted(d["results"][0]["reservedFacilities"][0]), sorted(d["results"][0]["reservedFacilities"][0]["location"]), sorted(d["results"][0]["requester"]), d["results"][0]["plannedStartDate"].endswith(":00Z")]')" \
+    '[["asset", "endDateBlock", "id", "issueDate", "location", "object", "plannedEndDate", "plannedStartDate", "reservedServices", "returnDate", "startDateBlock"], ["branch", "id", "name", "roomNumber", "roomType"], ["branch", "email", "id", "name", "telephone"], true]'
+FROM=$(iso 0)
+TO=$(iso $((14 * 86400)))
+q=$(enc "reservedFacilities.location.id==$V101;plannedEndDate=gt=$FROM;plannedStartDate=lt=$TO")
+st=$(get "$T/r" "$API/reservations?query=$q&\$top=10000" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL as tdhook sends it: Vergaderzaal 1.01, next 14 days" "$st $(jv "$T/r" '[(r["briefDescription"], r["status"]) for r in d["results"]]')" \
+    '200 [["Teamoverleg ICT", "planned"], ["Stand-up", "cancelled"], ["Heisessie afdeling", "planned"]]'
+q=$(enc "reservedFacilities.location.id==$V101;plannedEndDate=gt=$FROM;plannedStartDate=lt=$TO;status=out=(cancelled,rejectedRequest);archived==false")
+st=$(get "$T/r" "$API/reservations?query=$q" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL: =out= and archived==false" "$st $(jv "$T/r" '[r["briefDescription"] for r in d["results"]]')" '200 ["Teamoverleg ICT", "Heisessie afdeling"]'
+st=$(get "$T/r" "$API/reservations?query=$(enc 'status=in=(cancelled,request)')" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL: =in=" "$st $(jv "$T/r" '[r["briefDescription"] for r in d["results"]]')" '200 ["Stand-up"]'
+st=$(get "$T/r" "$API/reservations?query=$(enc "status!=planned,reservedFacilities.location.id==$STILTE")" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL: != and ',' (OR)" "$st $(jv "$T/r" 'sorted(r["briefDescription"] for r in d["results"])')" '200 ["Focusblok", "Stand-up"]'
+get "$T/all" "$API/reservations" "${AUTH[@]}" "${H_JSON[@]}" >/dev/null
+S3=$(jv "$T/all" 'd["results"][3]["plannedStartDate"]')
+S3P=$("$PY" -c 'import sys, datetime as dt; t = dt.datetime.strptime(sys.argv[1], "%Y-%m-%dT%H:%M:%SZ") + dt.timedelta(hours=1); print(t.strftime("%Y-%m-%dT%H:%M:%S+01:00"))' "$S3")
+S3C=$(echo "$S3P" | sed 's/+01:00$/+0100/')
+n1=$(curl -s "${AUTH[@]}" "$API/reservations?query=$(enc "plannedStartDate=ge=$S3")" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["results"]))')
+n2=$(curl -s "${AUTH[@]}" "$API/reservations?query=$(enc "plannedStartDate=ge=$S3P")" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["results"]))')
+n3=$(curl -s "${AUTH[@]}" "$API/reservations?query=$(enc "plannedStartDate=ge=$S3C")" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["results"]))')
+check "FIQL dates: Z, +01:00 and +0100 agree" "$n1 $n2 $n3" "5 5 5"
+st=$(get "$T/r" "$API/reservations?query=$(enc "plannedStartDate=ge=${S3%Z}")" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL: a date without a zone is a 400" "$st" 400
+# Paging on $top: 206, then continue from the last plannedStartDate seen.
+st=$(get "$T/r" "$API/reservations?query=$(enc "plannedStartDate=ge=$S3")&\$top=3" "${AUTH[@]}" "${H_JSON[@]}")
+check "\$top=3 of 5: 206" "$st $(jv "$T/r" 'len(d["results"])')" '206 3'
+LAST=$(jv "$T/r" 'd["results"][-1]["plannedStartDate"]')
+st=$(get "$T/r2" "$API/reservations?query=$(enc "plannedStartDate=ge=$LAST")&\$top=3" "${AUTH[@]}" "${H_JSON[@]}")
+check "continuing from the last plannedStartDate: 200, the rest" "$st $("$PY" -c 'import json,sys; a = json.load(open(sys.argv[1]))["results"]; b = json.load(open(sys.argv[2]))["results"]; print(len({r["id"] for r in a + b}))' "$T/r" "$T/r2")" '200 5'
+st=$(get "$T/r" "$API/reservations?\$top=10001" "${AUTH[@]}" "${H_JSON[@]}")
+check "\$top=10001: 400 errors shape" "$st $(jv "$T/r" '[d["errors"][0]["errorCode"], d["errors"][0]["appliesTo"]]')" '400 ["value_too_big", ["$top"]]'
+st=$(get "$T/r" "$API/reservations?query=$(enc 'modificationDate=gt=2024-01-01T00:00:00Z')" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL on modificationDate (not filterable): 400" "$st $(jv "$T/r" 'd["errors"][0]["appliesTo"]')" '400 ["query"]'
+st=$(get "$T/r" "$API/reservations?query=$(enc 'status==planned;(')" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL syntax error: 400" "$st" 400
+st=$(get "$T/r" "$API/reservations?locationId=$V101" "${AUTH[@]}" "${H_JSON[@]}")
+check "old filter parameters: 400 unsupported_by_fake" "$st $(jv "$T/r" 'd["errors"][0]["errorCode"]')" '400 unsupported_by_fake'
+
+# One reservation, by id and by number
+R1=$(jv "$T/all" '[r["id"] for r in d["results"] if r["briefDescription"]=="Teamoverleg ICT"][0]')
+N1=$(jv "$T/all" '[r["number"] for r in d["results"] if r["briefDescription"]=="Teamoverleg ICT"][0]')
+st=$(get "$T/r" "$API/reservations/$R1" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservation by id" "$st $(jv "$T/r" '[d["briefDescription"], d["requester"]["email"], d["reservedFacilities"][0]["location"]["name"]]')" \
+    '200 ["Teamoverleg ICT", "piet.jansen@contoso.nl", "Vergaderzaal 1.01"]'
+check "reservation: Last-Modified" "$(grep -ci '^Last-Modified: .* GMT' "$T/r.h")" 1
+st=$(get "$T/r" "$API/reservations/$(enc "$N1")" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservation by number ($N1, URL-encoded)" "$st $(jv "$T/r" 'd["id"]')" "200 $R1"
+st=$(get "$T/r" "$API/reservations/$(enc 'R 9999 999')" "${AUTH[@]}" "${H_JSON[@]}")
+check "unknown reservation: 404 errors shape" "$st $(jv "$T/r" 'd["errors"][0]["errorCode"]')" '404 not_found'
+st=$(get "$T/r" "$API/reservations/$R1?\$fields=number,reservedFacilities.location.id" "${AUTH[@]}" "${H_JSON[@]}")
+check "reservation \$fields" "$st $(jv "$T/r" 'd')" "200 {\"number\": \"$N1\", \"reservedFacilities\": [{\"location\": {\"id\": \"$V101\"}}]}"
+
+# PATCH (UpdateReservationDto)
+post /__fake/reset '' >/dev/null
+check "PATCH externalLink: 200" "$(patch "/tas/api/reservations/$R1" '{"externalLink":{"id":"AAMkAGI2=","type":"8347","date":"2030-01-01T10:00:00Z"}}')" 200
+check "PATCH answer carries the link" "$(jv "$T/p" 'd["externalLinks"]')" '[{"id": "AAMkAGI2=", "type": "8347", "date": "2030-01-01T10:00:00Z"}]'
+check "PATCH externalLink again: 400 (set once)" "$(patch "/tas/api/reservations/$R1" '{"externalLink":{"id":"other","type":"8347","date":"2030-01-01T10:00:00Z"}}')" 400
+check "set-once error body" "$(jv "$T/p" '[d["errors"][0]["errorCode"], d["errors"][0]["appliesTo"]]')" '["external_link_already_set", ["externalLink"]]'
+st=$(get "$T/r" "$API/reservations?query=$(enc "externalLinks.id=='AAMkAGI2=';externalLinks.type=='8347'")" "${AUTH[@]}" "${H_JSON[@]}")
+check "FIQL on externalLinks finds it" "$st $(jv "$T/r" '[r["id"] for r in d["results"]]')" "200 [\"$R1\"]"
+check "PATCH a field the spec does not allow (status): 400" "$(patch "/tas/api/reservations/$R1" '{"status":"cancelled"}')" 400
+check "PATCH plannedStartDate: 400" "$(patch "/tas/api/reservations/$R1" '{"plannedStartDate":"2030-01-01T10:00:00Z"}')" 400
+check "PATCH externalLink.date without a zone: 400" "$(patch "/tas/api/reservations/$(enc "$N1")" '{"externalLink":{"id":"x","type":"8347","date":"2030-01-01T10:00:00"}}')" 400
+check "PATCH briefDescription of 101 characters: 400" "$(patch "/tas/api/reservations/$R1" "{\"briefDescription\":\"$(printf 'x%.0s' $(seq 1 101))\"}")" 400
+check "PATCH by number, optionalFields1.text5: 200" "$(patch "/tas/api/reservations/$(enc "$N1")" '{"optionalFields1":{"text5":"evt-1"},"notes":"via tdhook"}')" 200
+st=$(get "$T/r" "$API/reservations/$R1" "${AUTH[@]}" "${H_JSON[@]}")
+check "PATCHed fields are kept" "$(jv "$T/r" '[d["optionalFields1"]["text5"], d["notes"], d["status"]]')" '["evt-1", "via tdhook", "planned"]'
+check "PATCH unknown reservation: 404" "$(patch "/tas/api/reservations/nope" '{"notes":"x"}')" 404
+check "PATCH with a body that is not JSON: 400" "$(patch "/tas/api/reservations/$R1" 'nope')" 400
+post /__fake/faults '{"rules":[{"path":"/tas/api/reservations/","method":"PATCH","status":503,"retry_after":"2","times":1}]}' >/dev/null
+check "fault rule on PATCH: 503" "$(patch "/tas/api/reservations/$R1" '{"notes":"x"}')" 503
+post /__fake/faults '{"rules":[]}' >/dev/null
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X PATCH -H 'Content-Type: application/json' --data-binary '{"notes":"x"}' "$API/reservations/$R1")
+check "PATCH without credentials: 401" "$st" 401
+st=$(curl -s -o "$T/p" -D "$T/p.h" -w '%{http_code}' "${AUTH[@]}" -X DELETE "$API/reservations/$R1")
+check "DELETE a reservation: 405 with Allow" "$st $(grep -i '^Allow:' "$T/p.h" | tr -d '\r' | cut -d' ' -f2-)" '405 GET, PATCH'
+curl -s -o "$T/stats" "$B/__fake/stats"
+check "stats: PATCHes counted and recorded" "$(jv "$T/stats" '[d["by_method"]["PATCH"], [p["status"] for p in d["patches"]], d["patches"][0]["body"]["externalLink"]["id"], d["patches"][0]["path"]]')" \
+    "[11, [200, 400, 400, 400, 400, 400, 200, 404, 400, 503, 401], \"AAMkAGI2=\", \"/tas/api/reservations/$R1\"]"
+
+# Rights: deny a family
+check "deny persons and reservations" "$(post /__fake/deny '{"paths":["/tas/api/persons","/tas/api/reservations"]}')" 200
+st=$(get "$T/r" "$API/persons?pageSize=1" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "denied persons: 403 [{message}]" "$st $(cat "$T/r")" '403 [{"message":"No permission to access the data"}]'
+st=$(get "$T/r" "$API/reservations?\$top=1" "${AUTH[@]}" "${H_JSON[@]}")
+check "denied reservations: 403 errors shape" "$st $(jv "$T/r" 'd["errors"][0]["errorCode"]')" '403 forbidden'
+st=$(get "$T/r" "$API/reservableLocations" "${AUTH[@]}" "${H_JSON[@]}")
+check "not denied: reservableLocations 200" "$st" 200
+st=$(get "$T/r" "$API/reservations?\$top=1" "${H_JSON[@]}")
+check "denied but no credentials: still 401" "$st" 401
+check "clear the denials" "$(post /__fake/deny '{"paths":[]}')" 200
+st=$(get "$T/r" "$API/persons?pageSize=1" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "after clearing: persons 206" "$st" 206
+check "bad deny body: 400" "$(post /__fake/deny '{"paths":"x"}')" 400
+
+# Control endpoints for reservations and locations
+check "POST /__fake/reservations: 200" "$(post /__fake/reservations "{\"briefDescription\":\"Nieuw overleg\",\"rooms\":[\"$V102\"],\"plannedStartDate\":\"$(iso 7200)\",\"plannedEndDate\":\"$(iso 10800)\"}")" 200
+RN=$(jv "$T/p" 'd["id"]')
+NN=$(jv "$T/p" 'd["number"]')
+check "created: defaults filled in" "$(jv "$T/p" '[d["status"], d["requester"]["name"], d["reservedFacilities"][0]["location"]["name"], d["number"].startswith("R "), d["archived"], d["externalLinks"]]')" \
+    '["planned", "Jansen, Piet", "Vergaderzaal 1.02", true, false, []]'
+st=$(get "$T/r" "$API/reservations/$(enc "$NN")" "${AUTH[@]}" "${H_JSON[@]}")
+check "created: served by the API" "$st $(jv "$T/r" 'd["id"]')" "200 $RN"
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X PATCH --data-binary "{\"status\":\"cancelled\",\"rooms\":[\"$STILTE\"],\"requester\":{\"email\":null},\"plannedStartDate\":\"2030-05-01T10:00:00+02:00\",\"plannedEndDate\":\"2030-05-01T11:30:00+02:00\"}" "$B/__fake/reservations/$RN")
+check "PATCH /__fake/reservations: status, rooms, requester, dates" "$st $(jv "$T/p" '[d["status"], d["reservedFacilities"][0]["location"]["name"], d["requester"]["email"], d["requester"]["name"], d["plannedStartDate"], d["reservedFacilities"][0]["plannedEndDate"]]')" \
+    '200 ["cancelled", "Stilteruimte 2.14", null, "Jansen, Piet", "2030-05-01T08:00:00Z", "2030-05-01T09:30:00Z"]'
+st=$(get "$T/r" "$API/reservations?query=$(enc "reservedFacilities.location.id==$STILTE;status==cancelled")" "${AUTH[@]}" "${H_JSON[@]}")
+check "changed reservation is found by FIQL" "$st $(jv "$T/r" '[r["id"] for r in d["results"]]')" "200 [\"$RN\"]"
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X PATCH --data-binary '{"rooms":["no-such-room"]}' "$B/__fake/reservations/$RN")
+check "PATCH /__fake/reservations with an unknown room: 400" "$st" 400
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X PATCH --data-binary '{"archived":true,"externalLinks":[]}' "$B/__fake/reservations/$(enc "$N1")")
+check "PATCH /__fake/reservations by number: archive, remove the link" "$st $(jv "$T/p" '[d["archived"], d["externalLinks"]]')" '200 [true, []]'
+curl -s -o "$T/r" "$B/__fake/reservations"
+check "GET /__fake/reservations: all, rendered" "$(jv "$T/r" '[len(d["reservations"]), "reservedFacilities" in d["reservations"][0]]')" '[9, true]'
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X DELETE "$B/__fake/reservations/$RN")
+check "DELETE /__fake/reservations/{id}" "$st" 200
+st=$(get "$T/r" "$API/reservations/$RN" "${AUTH[@]}" "${H_JSON[@]}")
+check "deleted reservation: 404" "$st" 404
+check "unmap a room: POST /__fake/locations/{id}" "$(post "/__fake/locations/$V102" '{"text1":""}')" 200
+get "$T/r" "$API/locations/id/$V102" "${AUTH[@]}" "${H_JSON[@]}" >/dev/null
+check "unmapped room has an empty text1" "$(jv "$T/r" 'd["optionalFields1"]["text1"]')" ""
+post "/__fake/locations/$V102" '{"text1":"zaal-1.02@contoso.onmicrosoft.com"}' >/dev/null
+get "$T/r" "$API/locations/id/$V102" "${AUTH[@]}" "${H_JSON[@]}" >/dev/null
+check "map it again" "$(jv "$T/r" 'd["optionalFields1"]["text1"]')" "zaal-1.02@contoso.onmicrosoft.com"
+check "POST /__fake/locations for an unknown id: 404" "$(post /__fake/locations/nope '{"text1":""}')" 404
+curl -s -o "$T/data3.json" "$B/__fake/data"
+check "GET /__fake/data has the reservations side" "$(jv "$T/data3.json" '[k in d for k in ("stocks", "reservations", "locations", "persons", "cancellationReasons")] + [len(d["reservations"]), len(d["persons"])]')" \
+    '[true, true, true, true, true, 8, 7]'
+"$PY" - "$T/data3.json" "$T/data4.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+out = {"persons": [p for p in d["persons"] if p["surName"] != "Boer"],
+       "reservations": d["reservations"][:2]}
+json.dump(out, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X POST --data-binary "@$T/data4.json" "$B/__fake/data")
+check "POST /__fake/data with persons and reservations only" "$st $(jv "$T/p" '[d["stocks"], d["persons"], d["reservations"], d["locations"]]')" '200 [2, 6, 2, 7]'
+st=$(get "$T/r" "$API/persons?pageSize=100" "${AUTH[@]}" "${H_PERSONS[@]}")
+check "replaced persons are served" "$st $(jv "$T/r" 'd["size"]')" '200 6'
+st=$(curl -s -o "$T/p" -w '%{http_code}' -X POST --data-binary '{"reservations":[{"rooms":["nope"]}]}' "$B/__fake/data")
+check "POST /__fake/data with a bad reservation: 400" "$st" 400
+
+# Generated data sets: the demo organisation, dates, determinism
+"$PY" "$HERE/topdesk.py" --dump-dataset demo --now 2030-03-14T12:34:56Z > "$T/demo.json"
+check "demo: branches of the rooms" "$(jv "$T/demo.json" 'sorted({l["branch"]["name"] for l in d["locations"] if l["reservable"]})')" \
+    '["Hoofdkantoor Utrecht", "Vestiging Amsterdam"]'
+check "demo: mapped rooms" "$(jv "$T/demo.json" 'sorted((l["name"], l["optionalFields1"].get("text1", "")) for l in d["locations"] if l["reservable"])')" \
+    '[["Boardroom", "boardroom@contoso.onmicrosoft.com"], ["Stilteruimte 2.14", ""], ["Vergaderzaal 1.01", "vergaderzaal-1.01@contoso.onmicrosoft.com"], ["Vergaderzaal 1.02", "vergaderzaal-1.02@contoso.onmicrosoft.com"]]'
+check "demo: persons, one without e-mail, one archived" "$(jv "$T/demo.json" '[len(d["persons"]), [p["dynamicName"] for p in d["persons"] if not p["email"]], [p["dynamicName"] for p in d["persons"] if p["archived"]]]')" \
+    '[7, ["Dijk, Kees van"], ["Boer, Henk de"]]'
+check "demo: first booking tomorrow 09:00-10:00 UTC (--now)" "$(jv "$T/demo.json" '[[r["number"], r["plannedStartDate"], r["plannedEndDate"]] for r in d["reservations"] if r["briefDescription"]=="Teamoverleg ICT"]')" \
+    '[["R 3003 001", "2030-03-15T09:00:00Z", "2030-03-15T10:00:00Z"]]'
+check "demo: stock locations are TOPdesk locations too" "$(jv "$T/demo.json" 'sorted({s["location"]["id"] for s in d["stocks"] if s["location"]} - {l["id"] for l in d["locations"]})')" '[]'
+"$PY" "$HERE/topdesk.py" --dump-dataset demo --now 2030-03-14T12:34:56Z --date-format offset > "$T/demo-offset.json"
+check "--date-format offset" "$(jv "$T/demo-offset.json" 'd["reservations"][1]["plannedStartDate"]')" "2030-03-15T09:00:00.000+0000"
+"$PY" "$HERE/topdesk.py" --dump-dataset small --now 2030-03-14T12:34:56Z > "$T/small-org.json"
+check "small: rooms, persons, reservations" "$(jv "$T/small-org.json" '[len(d["locations"]), len(d["persons"]), len(d["reservations"])]')" '[6, 10, 8]'
+
 # --dump-dataset, and the 100k data set's speed
 "$PY" "$HERE/topdesk.py" --dump-dataset small > "$T/small.json"
 check "--dump-dataset small: 10 stocks, 10 assets" "$(jv "$T/small.json" '[len(d["stocks"]), sum(s["assets"] for s in d["stocks"])]')" '[10, 10]'
-"$PY" "$HERE/topdesk.py" --dump-dataset 1k > "$T/1k.json"
+"$PY" "$HERE/topdesk.py" --dump-dataset 1k --now 2030-03-14T12:00:00Z > "$T/1k.json"
 check "--dump-dataset 1k: 100 stocks, 1000 assets" "$(jv "$T/1k.json" '[len(d["stocks"]), sum(s["assets"] for s in d["stocks"])]')" '[100, 1000]'
-"$PY" "$HERE/topdesk.py" --dump-dataset 1k --seed 42 > "$T/1k-again.json"
+"$PY" "$HERE/topdesk.py" --dump-dataset 1k --seed 42 --now 2030-03-14T12:00:00Z > "$T/1k-again.json"
 check "data sets are deterministic" "$(cmp -s "$T/1k.json" "$T/1k-again.json" && echo same)" same
 
 t0=$("$PY" -c 'import time; print(time.time())')
@@ -330,6 +579,11 @@ tt=$(curl -s -o "$T/r" -w '%{http_code} %{time_total}' "${AUTH[@]}" "${H_ASSETS[
     "$B100/assets?pageSize=400&lastSeenName=OBJ-0500-00001&lastSeenOrderbyValue=OBJ-0500-00001")
 read -r st tt <<< "$tt"
 check "100k: seek paging with lastSeenName in ${tt}s" "$st $(jv "$T/r" 'd["dataSet"][0]["name"] > "OBJ-0500-00001"')" "206 true"
+API100="http://127.0.0.1:$P100/tas/api"
+st=$(get "$T/r" "$API100/persons?pageStart=0&pageSize=1000&query=archived%3D%3Dfalse&fields=dynamicName,email" "${AUTH[@]}" -H 'Accept: application/x.topdesk-collection-person-v2+json')
+check "100k: persons page capped by --max-page, 206" "$st $(jv "$T/r" 'd["size"]')" "206 400"
+st=$(get "$T/r" "$API100/reservations?\$top=10000" "${AUTH[@]}" -H 'Accept: application/json')
+check "100k: reservations capped by --max-page, 206" "$st $(jv "$T/r" 'len(d["results"])')" "206 400"
 
 kill "$TD_PID"
 wait "$TD_PID"

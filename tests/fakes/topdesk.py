@@ -15,6 +15,7 @@ import bisect
 import json
 import os
 import random
+import re
 import signal
 import socket
 import socketserver
@@ -23,8 +24,9 @@ import threading
 import time
 import uuid
 import zlib
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 # The link type (capability) "asset is in stock".
 STOCK_CAPABILITY = "dad98dad-054b-41ae-a727-3e3b37342739"
@@ -57,8 +59,11 @@ class ApiError(Exception):
     """An answer other than success, with a TOPdesk-shaped body."""
 
     def __init__(self, status, code="", message="", applies_to=None,
-                 empty=False, headers=None):
+                 empty=False, headers=None, shape=None):
         super().__init__(message)
+        # "errors" {"errors":[...]} (default) or "messages" [{"message"}]
+        # (Supporting Files).
+        self.shape = shape
         self.status = status
         self.code = code
         self.message = message
@@ -69,6 +74,8 @@ class ApiError(Exception):
     def body(self):
         if self.empty:
             return b""
+        if self.shape == "messages":
+            return dump_json([{"message": self.message}])
         return dump_json({"errors": [{
             "errorCode": self.code,
             "appliesTo": self.applies_to,
@@ -114,7 +121,7 @@ DEMO_LOCATIONS = {
 }
 
 
-def gen_demo(seed):
+def gen_demo(seed, now):
     """A small, realistic Dutch organisation."""
     rng = random.Random(seed)
     branches = {k: {"id": fake_uuid(rng), "name": v}
@@ -163,7 +170,9 @@ def gen_demo(seed):
             "bulk": [{"id": bulk_item(b), "name": b, "quantity": q}
                      for b, q in items],
         })
-    return {"field": dict(DEFAULT_FIELD), "stocks": stocks}
+    data = {"field": dict(DEFAULT_FIELD), "stocks": stocks}
+    data.update(demo_org(seed, branches, now, locations))
+    return data
 
 
 GEN_KINDS = [
@@ -242,17 +251,27 @@ def gen_synthetic(seed, n_stocks, n_assets):
     return {"field": dict(DEFAULT_FIELD), "stocks": stocks}
 
 
-def generate(name, seed):
+# Sizes of the reservations side of the generated data sets:
+# (rooms, persons, reservations).
+ORG_SIZES = {"small": (6, 10, 8), "1k": (12, 250, 100),
+             "100k": (40, 2500, 1000)}
+
+
+def generate(name, seed, now):
+    """The JSON form of data set name; now places the reservations."""
     if name == "demo":
-        return gen_demo(seed)
-    if name == "small":
-        return gen_synthetic(seed, 10, 10)
-    if name == "1k":
-        return gen_synthetic(seed, 100, 1000)
-    if name == "100k":
-        return gen_synthetic(seed, 1000, 100000)
+        return gen_demo(seed, now)
+    if name in ORG_SIZES:
+        sizes = {"small": (10, 10), "1k": (100, 1000), "100k": (1000, 100000)}
+        data = gen_synthetic(seed, *sizes[name])
+        data.update(synthetic_org(seed, *ORG_SIZES[name], now))
+        return data
     with open(name, "r", encoding="utf-8") as f:
-        return json.load(f)
+        data = json.load(f)
+    if isinstance(data, dict) and "stocks" not in data and any(
+            k in data for k in Org.KEYS):
+        data["stocks"] = []
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -469,9 +488,11 @@ class Reversed:
 # Shared server state.
 
 class State:
-    def __init__(self, dataset, args):
+    def __init__(self, dataset, args, org=None):
         self.lock = threading.Lock()
         self.dataset = dataset
+        self.org = org if org is not None else Org({})
+        self.denied = []
         self.cache = {}
         self.user = args.user
         self.password = args.password
@@ -517,11 +538,14 @@ class State:
             self.dropped = 0
             self.in_flight = 0
             self.max_in_flight = 0
+            self.by_method = {}
+            self.patches = []
 
-    def begin(self, path):
+    def begin(self, path, method="GET"):
         with self.lock:
             self.requests += 1
             self.by_path[path] = self.by_path.get(path, 0) + 1
+            self.by_method[method] = self.by_method.get(method, 0) + 1
             self.in_flight += 1
             if self.in_flight > self.max_in_flight:
                 self.max_in_flight = self.in_flight
@@ -544,7 +568,20 @@ class State:
                 "in_flight": self.in_flight,
                 "statuses": dict(self.statuses),
                 "dropped": self.dropped,
+                "by_method": dict(self.by_method),
+                "patches": [dict(p) for p in self.patches],
             }
+
+    def record_patch(self, path, body, status):
+        """Keeps the last 1000 PATCH requests for GET /__fake/stats."""
+        try:
+            obj = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, ValueError):
+            obj = body.decode("utf-8", "replace")
+        with self.lock:
+            self.patches.append({"path": unquote(path), "body": obj,
+                                 "status": status})
+            del self.patches[:-1000]
 
     def pick_fault(self, method, path):
         """The rule that applies to this request, or None."""
@@ -1051,6 +1088,1569 @@ def ep_stock_quantities(state, ds, q):
 
 
 # ---------------------------------------------------------------------------
+# The reservations side: branches, locations, persons, cancellation reasons,
+# operators and reservations ("org" data).  Unlike the stock data set this is
+# mutable (PATCH, control endpoints), small, and always read and changed
+# under State.lock; its answers are not cached.
+
+DATE_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})"
+    r"(?:[.,](\d{1,9}))?)?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?$")
+
+# How dates are written: "z" 2024-06-12T08:00:00Z, "offset"
+# 2024-06-12T08:00:00.000+0000 (--date-format).
+DATE_STYLE = ["z"]
+
+RESERVATION_STATUSES = ("request", "rejectedRequest", "planned", "cancelled",
+                        "conflictingPlanned", "conflictingRequest")
+
+OPT_KINDS = (("boolean", False), ("number", 0), ("date", None), ("text", ""),
+             ("memo", ""), ("searchlist", None))
+OPT_KEYS = ["%s%d" % (k, i) for k, _ in OPT_KINDS for i in range(1, 6)]
+
+
+def parse_date(s, zone_required=False):
+    """An ISO date-time (zone Z, +0100 or +01:00; none means UTC unless
+    zone_required) as an aware UTC datetime.  ValueError when it is not
+    one.  What tdhook sends to the API must carry a zone (RFC 3339
+    date-time, as the specs' "format: date-time" says); the control
+    endpoints are lenient."""
+    if not isinstance(s, str):
+        raise ValueError("not a date-time")
+    m = DATE_RE.match(s.strip())
+    if not m:
+        raise ValueError("not a date-time: %r" % s)
+    y, mo, d, h, mi, sec, frac, zone = m.groups()
+    if zone_required and (not zone or h is None):
+        raise ValueError("a date-time needs a time and a zone (Z or "
+                         "+01:00): %r" % s)
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    dt = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0),
+                  int(sec or 0), micro, tzinfo=timezone.utc)
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        off = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2
+                                      else 0)
+        dt -= timedelta(minutes=sign * off)
+    return dt
+
+
+def fmt_date(dt):
+    if dt is None:
+        return None
+    dt = dt.astimezone(timezone.utc)
+    if DATE_STYLE[0] == "offset":
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03d+0000" % (
+            dt.microsecond // 1000)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def http_date(dt):
+    return dt.astimezone(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def utcnow():
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def optional_fields(sparse):
+    """The full optionalFieldsN object (spec order) from its sparse form."""
+    out = {}
+    for kind, default in OPT_KINDS:
+        for i in range(1, 6):
+            key = "%s%d" % (kind, i)
+            v = (sparse or {}).get(key, default)
+            if kind == "date" and isinstance(v, datetime):
+                v = fmt_date(v)
+            out[key] = v
+    return out
+
+
+def check_optional_fields(obj, what):
+    """Validates an optionalFieldsN object; returns its sparse form (dates
+    as datetimes).  Raises DataError naming the offending key."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise DataError(what + " must be an object")
+    out = {}
+    for k, v in obj.items():
+        if k not in OPT_KEYS:
+            raise DataError("%s.%s is not an optional field" % (what, k))
+        kind = k[:-1]
+        if v is None:
+            if kind in ("boolean", "number"):
+                raise DataError("%s.%s cannot be null" % (what, k))
+            out[k] = None
+        elif kind == "boolean" and not isinstance(v, bool):
+            raise DataError("%s.%s must be a boolean" % (what, k))
+        elif kind == "number" and (isinstance(v, bool)
+                                   or not isinstance(v, (int, float))):
+            raise DataError("%s.%s must be a number" % (what, k))
+        elif kind in ("text", "memo") and not isinstance(v, str):
+            raise DataError("%s.%s must be a string" % (what, k))
+        elif kind == "date":
+            try:
+                out[k] = parse_date(v)
+            except ValueError:
+                raise DataError("%s.%s must be a date-time" % (what, k)) \
+                    from None
+            continue
+        elif kind == "searchlist" and not (
+                isinstance(v, dict) and isinstance(v.get("id"), str)):
+            raise DataError("%s.%s must be {\"id\",\"name\"}" % (what, k))
+        out[k] = v
+    return out
+
+
+def sparse_json(sparse):
+    return {k: (fmt_date(v) if isinstance(v, datetime) else v)
+            for k, v in (sparse or {}).items()}
+
+
+def ref_or_none(obj, what):
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        raise DataError(what + " must be null or {\"id\",\"name\"}")
+    return {"id": obj["id"], "name": obj.get("name") or ""}
+
+
+def _str(obj, key, what, default="", null_ok=False):
+    v = obj.get(key, default)
+    if v is None and null_ok:
+        return None
+    if not isinstance(v, str):
+        raise DataError("%s: %s must be a string" % (what, key))
+    return v
+
+
+def _int(obj, key, what, default, lo, hi):
+    v = obj.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise DataError("%s: %s must be an integer %d..%d" % (what, key,
+                                                             lo, hi))
+    return v
+
+
+def _date(obj, key, what):
+    try:
+        return parse_date(obj.get(key))
+    except ValueError:
+        raise DataError("%s: %s must be a date-time" % (what, key)) from None
+
+
+def truncate_minute(dt):
+    return dt.replace(second=0, microsecond=0)
+
+
+def person_dynamic_name(p):
+    first = p.get("firstName") or ""
+    prefixes = p.get("prefixes") or ""
+    sur = p.get("surName") or ""
+    tail = " ".join(x for x in (first, prefixes) if x)
+    return "%s, %s" % (sur, tail) if tail else sur
+
+
+class Org:
+    """Branches, locations, persons, reasons, operators and reservations."""
+
+    KEYS = ("locations", "persons", "reservations", "cancellationReasons",
+            "operators", "operatorGroups")
+
+    def __init__(self, data):
+        data = data or {}
+        self.locations = [self._location(x) for x in
+                          self._list(data, "locations")]
+        self.loc_index = {}
+        for loc in self.locations:
+            if loc["id"] in self.loc_index:
+                raise DataError("duplicate location id " + loc["id"])
+            self.loc_index[loc["id"]] = loc
+        self.persons = [self._person(x) for x in self._list(data, "persons")]
+        self.person_index = {}
+        for p in self.persons:
+            if p["id"] in self.person_index:
+                raise DataError("duplicate person id " + p["id"])
+            self.person_index[p["id"]] = p
+        self.reasons = []
+        for r in self._list(data, "cancellationReasons"):
+            if not isinstance(r, dict):
+                raise DataError("each cancellation reason must be an object")
+            self.reasons.append({"id": _str(r, "id", "reason", None),
+                                 "name": _str(r, "name", "reason", None),
+                                 "archived": bool(r.get("archived", False))})
+        self.operators = [ref_or_none(x, "operator")
+                          for x in self._list(data, "operators")]
+        self.operator_groups = [ref_or_none(x, "operator group")
+                                for x in self._list(data, "operatorGroups")]
+        self.reservations = []
+        self.res_index = {}
+        self.seq = 0
+        for r in self._list(data, "reservations"):
+            self.add_reservation(r, utcnow(), strict_ids=True)
+
+    @staticmethod
+    def _list(data, key):
+        v = data.get(key, [])
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise DataError("\"%s\" must be a list" % key)
+        return v
+
+    # -- records ---------------------------------------------------------
+
+    def _location(self, x):
+        if not isinstance(x, dict):
+            raise DataError("each location must be an object")
+        what = "location %s" % x.get("id")
+        return {
+            "id": _str(x, "id", what, None),
+            "name": _str(x, "name", what, None),
+            "roomNumber": _str(x, "roomNumber", what),
+            "capacity": _int(x, "capacity", what, 0, 0, 1 << 31),
+            "branch": ref_or_none(x.get("branch"), what + ": branch"),
+            "roomType": ref_or_none(x.get("roomType"), what + ": roomType"),
+            "reservable": bool(x.get("reservable", False)),
+            "archived": bool(x.get("archived", False)),
+            "blockTime": _int(x, "blockTime", what, 0, 0, 24 * 60),
+            "optionalFields1": check_optional_fields(
+                x.get("optionalFields1"), what + ": optionalFields1"),
+            "optionalFields2": check_optional_fields(
+                x.get("optionalFields2"), what + ": optionalFields2"),
+        }
+
+    def _person(self, x):
+        if not isinstance(x, dict):
+            raise DataError("each person must be an object")
+        what = "person %s" % x.get("id")
+        p = {"id": _str(x, "id", what, None)}
+        for k in ("firstName", "surName", "prefixes", "phoneNumber",
+                  "mobileNumber", "jobTitle", "employeeNumber",
+                  "networkLoginName", "tasLoginName", "city"):
+            p[k] = _str(x, k, what)
+        p["email"] = _str(x, "email", what, null_ok=True)
+        p["dynamicName"] = (_str(x, "dynamicName", what)
+                            or person_dynamic_name(p))
+        p["archived"] = bool(x.get("archived", False))
+        p["branch"] = ref_or_none(x.get("branch"), what + ": branch")
+        p["location"] = ref_or_none(x.get("location"), what + ": location")
+        return p
+
+    def person_snapshot(self, p):
+        """The requester object a reservation copies from a person."""
+        return {"id": p["id"], "name": p["dynamicName"], "email": p["email"],
+                "telephone": p["phoneNumber"],
+                "branch": dict(p["branch"]) if p["branch"] else None}
+
+    def next_number(self, when):
+        """The next free number "R YYMM NNN" (NNNN past 999)."""
+        taken = {r["number"] for r in self.reservations}
+        while True:
+            self.seq += 1
+            number = "R %02d%02d %03d" % (when.year % 100, when.month,
+                                          self.seq)
+            if number not in taken:
+                return number
+
+    def _requester(self, v, what, current=None):
+        """A requester: {"id"} of a known person copies the person; other
+        keys given override (e.g. "email": null); without "id" they change
+        the current one."""
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            raise DataError(what + ": requester must be an object or null")
+        p = self.person_index.get(v.get("id"))
+        if p is None and current is not None and v.get("id") in (
+                None, current["id"]):
+            out = dict(current)
+        elif p is not None:
+            out = self.person_snapshot(p)
+        else:
+            out = {"id": v.get("id") or derived_uuid(
+                       "person", json.dumps(v, sort_keys=True)),
+                   "name": "", "email": None, "telephone": "",
+                   "branch": None}
+        for k in ("name", "email", "telephone", "branch"):
+            if k in v:
+                out[k] = v[k]
+        return out
+
+    def _rooms(self, x, what):
+        rooms = x.get("rooms")
+        if rooms is None and "reservedFacilities" in x:
+            facs = x["reservedFacilities"]
+            if not isinstance(facs, list):
+                raise DataError(what + ": reservedFacilities must be a list")
+            rooms = [((f or {}).get("location") or {}).get("id")
+                     for f in facs]
+        if not isinstance(rooms, list):
+            raise DataError(what + ": rooms must be a list of location ids")
+        for lid in rooms:
+            if lid not in self.loc_index:
+                raise DataError("%s: no location %s" % (what, lid))
+        return list(rooms)
+
+    def add_reservation(self, x, now, strict_ids=False):
+        """Adds a reservation from its JSON form; missing fields get
+        defaults (tomorrow 09:00-10:00 UTC, the first reservable room, the
+        first active person).  Returns the stored record."""
+        if not isinstance(x, dict):
+            raise DataError("each reservation must be an object")
+        x = dict(x)
+        rid = x.get("id") or str(uuid.uuid4())
+        if not isinstance(rid, str):
+            raise DataError("reservation id must be a string")
+        if rid in self.res_index:
+            raise DataError("duplicate reservation id " + rid)
+        what = "reservation " + rid
+        if "plannedStartDate" not in x:
+            day = (now + timedelta(days=1)).replace(hour=9, minute=0,
+                                                    second=0, microsecond=0)
+            x["plannedStartDate"] = fmt_date(day)
+            x.setdefault("plannedEndDate", fmt_date(day + timedelta(hours=1)))
+        elif "plannedEndDate" not in x:
+            x["plannedEndDate"] = fmt_date(
+                _date(x, "plannedStartDate", what) + timedelta(hours=1))
+        if "rooms" not in x and "reservedFacilities" not in x:
+            x["rooms"] = [l["id"] for l in self.locations
+                          if l["reservable"] and not l["archived"]][:1]
+        if "requester" not in x:
+            first = [p for p in self.persons if not p["archived"]][:1]
+            x["requester"] = {"id": first[0]["id"]} if first else None
+        r = {"id": rid}
+        self._apply(r, x, what, now, creating=True)
+        number = x.get("number")
+        if number is None:
+            number = self.next_number(now)
+        elif not isinstance(number, str):
+            raise DataError(what + ": number must be a string")
+        if any(o["number"] == number for o in self.reservations):
+            raise DataError("duplicate reservation number " + number)
+        r["number"] = number
+        self.reservations.append(r)
+        self.res_index[rid] = r
+        return r
+
+    def _apply(self, r, x, what, now, creating=False):
+        """Changes record r from the (partial) JSON form x.  Validates
+        everything before changing anything."""
+        new = {}
+        known = {"id", "number", "status", "briefDescription", "notes",
+                 "archived", "requester", "reservedForOther", "operator",
+                 "operatorGroup", "numberOfPersons", "plannedStartDate",
+                 "plannedEndDate", "rooms", "reservedFacilities",
+                 "processingStatus", "externalLinks", "optionalFields1",
+                 "optionalFields2", "modificationDate", "participants",
+                 "event", "series"}
+        for k in x:
+            if k not in known:
+                raise DataError("%s: unknown key %s" % (what, k))
+        if not creating and "id" in x and x["id"] != r["id"]:
+            raise DataError(what + ": the id cannot change")
+        if "status" in x or creating:
+            st = x.get("status", "planned")
+            if st not in RESERVATION_STATUSES:
+                raise DataError("%s: status must be one of %s"
+                                % (what, ", ".join(RESERVATION_STATUSES)))
+            new["status"] = st
+        for k in ("briefDescription", "notes"):
+            if k in x or creating:
+                new[k] = _str(x, k, what)
+        if "archived" in x or creating:
+            new["archived"] = bool(x.get("archived", False))
+        if "numberOfPersons" in x or creating:
+            new["numberOfPersons"] = _int(x, "numberOfPersons", what, 1, 0,
+                                          99999)
+        for k in ("requester", "reservedForOther"):
+            if k in x or creating:
+                new[k] = self._requester(x.get(k), what, r.get(k))
+        for k in ("operator", "operatorGroup", "processingStatus", "event",
+                  "series"):
+            if k in x or creating:
+                new[k] = ref_or_none(x.get(k), "%s: %s" % (what, k))
+        for k in ("plannedStartDate", "plannedEndDate"):
+            if k in x:
+                new[k] = truncate_minute(_date(x, k, what))
+        start = new.get("plannedStartDate", r.get("plannedStartDate"))
+        end = new.get("plannedEndDate", r.get("plannedEndDate"))
+        if start is not None and end is not None and end <= start:
+            raise DataError(what + ": plannedEndDate must be after "
+                            "plannedStartDate")
+        if "rooms" in x or "reservedFacilities" in x:
+            new["rooms"] = self._rooms(x, what)
+        if "externalLinks" in x or creating:
+            links = x.get("externalLinks") or []
+            if not isinstance(links, list):
+                raise DataError(what + ": externalLinks must be a list")
+            out = []
+            for link in links:
+                if not isinstance(link, dict) or not isinstance(
+                        link.get("id"), str) or not isinstance(
+                        link.get("type"), str):
+                    raise DataError(what + ": an external link needs string "
+                                    "id and type")
+                out.append({"id": link["id"], "type": link["type"],
+                            "date": (parse_date(link["date"])
+                                     if link.get("date") else None)})
+            new["externalLinks"] = out
+        for k in ("optionalFields1", "optionalFields2"):
+            if k in x:
+                merged = dict(r.get(k) or {})
+                merged.update(check_optional_fields(x[k], "%s: %s"
+                                                    % (what, k)))
+                new[k] = merged
+            elif creating:
+                new[k] = {}
+        if "participants" in x or creating:
+            parts = x.get("participants") or {}
+            if not isinstance(parts, dict):
+                raise DataError(what + ": participants must be an object")
+            new["participants"] = {"persons": list(parts.get("persons", [])),
+                                   "visitors": list(parts.get("visitors",
+                                                              []))}
+        new["modificationDate"] = (_date(x, "modificationDate", what)
+                                   if x.get("modificationDate") else now)
+        r.update(new)
+
+    def change_reservation(self, r, x, now):
+        self._apply(r, x, "reservation " + r["id"], now)
+        if "number" in x:
+            if not isinstance(x["number"], str):
+                raise DataError("number must be a string")
+            r["number"] = x["number"]
+
+    def find_reservation(self, key):
+        r = self.res_index.get(key)
+        if r is not None:
+            return r
+        for r in self.reservations:
+            if r["number"] == key:
+                return r
+        return None
+
+    def delete_reservation(self, r):
+        self.reservations.remove(r)
+        del self.res_index[r["id"]]
+
+    # -- rendering -----------------------------------------------------
+
+    def location_ref(self, loc):
+        return {"id": loc["id"], "name": loc["name"],
+                "roomNumber": loc["roomNumber"],
+                "branch": dict(loc["branch"]) if loc["branch"] else None,
+                "roomType": dict(loc["roomType"]) if loc["roomType"]
+                else None}
+
+    def render_reservation(self, r):
+        facilities = []
+        for lid in r["rooms"]:
+            loc = self.loc_index.get(lid)
+            block = timedelta(minutes=loc["blockTime"] if loc else 0)
+            facilities.append({
+                "id": derived_uuid("facility", r["id"], lid),
+                "plannedStartDate": fmt_date(r["plannedStartDate"]),
+                "plannedEndDate": fmt_date(r["plannedEndDate"]),
+                "startDateBlock": fmt_date(r["plannedStartDate"] - block),
+                "endDateBlock": fmt_date(r["plannedEndDate"] + block),
+                "issueDate": None,
+                "returnDate": None,
+                "location": self.location_ref(loc) if loc else {
+                    "id": lid, "name": None, "roomNumber": None,
+                    "branch": None, "roomType": None},
+                "object": None,
+                "asset": None,
+                "reservedServices": [],
+            })
+        return {
+            "id": r["id"],
+            "status": r["status"],
+            "number": r["number"],
+            "briefDescription": r["briefDescription"],
+            "notes": r["notes"],
+            "archived": r["archived"],
+            "requester": dict(r["requester"]) if r["requester"] else None,
+            "reservedForOther": (dict(r["reservedForOther"])
+                                 if r["reservedForOther"] else None),
+            "operator": r["operator"],
+            "operatorGroup": r["operatorGroup"],
+            "participants": {"persons": list(r["participants"]["persons"]),
+                             "visitors": list(r["participants"]["visitors"])},
+            "numberOfPersons": r["numberOfPersons"],
+            "plannedStartDate": fmt_date(r["plannedStartDate"]),
+            "plannedEndDate": fmt_date(r["plannedEndDate"]),
+            "reservedFacilities": facilities,
+            "event": r["event"],
+            "processingStatus": r["processingStatus"],
+            "series": r["series"],
+            "externalLinks": [{"id": l["id"], "type": l["type"],
+                               "date": fmt_date(l["date"])}
+                              for l in r["externalLinks"]],
+            "optionalFields1": optional_fields(r["optionalFields1"]),
+            "optionalFields2": optional_fields(r["optionalFields2"]),
+            "modificationDate": fmt_date(r["modificationDate"]),
+        }
+
+    def render_location(self, loc):
+        """ExtendedLocationDto."""
+        branch = dict(loc["branch"]) if loc["branch"] else None
+        created = datetime(2023, 1, 9, 8, 30, tzinfo=timezone.utc)
+        return {
+            "id": loc["id"],
+            "status": "locationArchived" if loc["archived"] else "firstLine",
+            "name": loc["name"],
+            "roomNumber": loc["roomNumber"],
+            "functionalUse": None,
+            "type": dict(loc["roomType"]) if loc["roomType"] else None,
+            "capacity": loc["capacity"],
+            "specification": "",
+            "budgetHolder": None,
+            "branch": branch,
+            "buildingZone": None,
+            "roomStatus": None,
+            "roomSetup": "",
+            "majorLocation": None,
+            "area": {k: 0.0 for k in (
+                "length", "width", "height", "grossFloorArea",
+                "netFloorArea", "tareFloorArea", "functionalArea",
+                "lettableArea", "communalArea", "horizontalCirculationArea",
+                "verticalCirculationArea", "grossVolume", "netVolume")},
+            "finishing": {"ceilingArea": 0.0, "ceilingCovering": None,
+                          "floorArea": 0.0, "floorCovering": None,
+                          "glassArea": 0.0, "glassMaterial": None,
+                          "wallArea": 0.0, "wallCovering": None},
+            "reservationManagement": {
+                "reservable": loc["reservable"], "issuable": False,
+                "blockTime": loc["blockTime"], "visibleInSsd": loc["reservable"],
+                "reservableInSsd": loc["reservable"],
+                "requiresApproval": False, "reservableBy": "everybody",
+                "reservableByPersonGroup": None,
+                "serviceWindowAppliesTo": "reservations",
+                "serviceWindow": None, "price": 0, "highRate": 0,
+                "pricePer": "hour", "deposit": 0, "extraInformation": "",
+                "leaseText": ""},
+            "optionalFields1": optional_fields(loc["optionalFields1"]),
+            "optionalFields2": optional_fields(loc["optionalFields2"]),
+            "notes": "",
+            "creator": None,
+            "creationDate": fmt_date(created),
+            "modifier": None,
+            "modificationDate": fmt_date(created),
+        }
+
+    def render_person(self, p):
+        """PersonV2Dto with every field."""
+        created = datetime(2022, 3, 1, 7, 0, tzinfo=timezone.utc)
+        first = p["firstName"]
+        branch = None
+        if p["branch"]:
+            branch = {"id": p["branch"]["id"], "name": p["branch"]["name"],
+                      "phoneNumber": "", "clientReferenceNumber": ""}
+        out = {
+            "id": p["id"], "principalId": derived_uuid("principal", p["id"]),
+            "firstName": first, "surName": p["surName"],
+            "dynamicName": p["dynamicName"], "archived": p["archived"],
+            "modifier": None, "creator": None,
+            "creationDate": fmt_date(created),
+            "modificationDate": fmt_date(created),
+            "firstInitials": (first[:1] + ".") if first else "",
+            "prefixes": p["prefixes"], "birthName": "", "title": "",
+            "language": None, "phoneNumber": p["phoneNumber"],
+            "mobileNumber": p["mobileNumber"], "fax": "",
+            "email": p["email"], "jobTitle": p["jobTitle"],
+            "department": None, "budgetHolder": None,
+            "employeeNumber": p["employeeNumber"],
+            "networkLoginName": p["networkLoginName"],
+            "mainframeLoginName": "", "city": p["city"],
+            "tasLoginName": p["tasLoginName"], "hasSspAccess": True,
+        }
+        for k in ("showAllBranches", "showBranch", "showBudgetholder",
+                  "showDepartment", "showSubsidiaries", "showObjectsOfBranch",
+                  "showObjectsOfSubsidiaries", "authorizeAll",
+                  "authorizeBranch", "authorizeBudgetHolder",
+                  "authorizeDepartment", "authorizeSubsidiaryBranches"):
+            out[k] = False
+        out.update({
+            "isCaller": True, "isManager": False, "manager": None,
+            "hasAttention": False, "attention": None, "branch": branch,
+            "location": dict(p["location"]) if p["location"] else None,
+            "personExtraFieldA": None, "personExtraFieldB": None,
+            "optionalFields1": optional_fields({}),
+            "optionalFields2": optional_fields({}),
+        })
+        return out
+
+    # -- JSON form -----------------------------------------------------
+
+    def to_json(self):
+        def loc_json(l):
+            out = {k: l[k] for k in ("id", "name", "roomNumber", "capacity",
+                                     "branch", "roomType", "reservable",
+                                     "archived", "blockTime")}
+            out["optionalFields1"] = sparse_json(l["optionalFields1"])
+            out["optionalFields2"] = sparse_json(l["optionalFields2"])
+            return out
+
+        def res_json(r):
+            out = {"id": r["id"], "number": r["number"]}
+            for k in ("status", "briefDescription", "notes", "archived",
+                      "requester", "reservedForOther", "operator",
+                      "operatorGroup", "participants", "numberOfPersons"):
+                out[k] = r[k]
+            out["plannedStartDate"] = fmt_date(r["plannedStartDate"])
+            out["plannedEndDate"] = fmt_date(r["plannedEndDate"])
+            out["rooms"] = list(r["rooms"])
+            for k in ("processingStatus", "event", "series"):
+                out[k] = r[k]
+            out["externalLinks"] = [{"id": l["id"], "type": l["type"],
+                                     "date": fmt_date(l["date"])}
+                                    for l in r["externalLinks"]]
+            out["optionalFields1"] = sparse_json(r["optionalFields1"])
+            out["optionalFields2"] = sparse_json(r["optionalFields2"])
+            out["modificationDate"] = fmt_date(r["modificationDate"])
+            return out
+
+        return {
+            "locations": [loc_json(l) for l in self.locations],
+            "persons": [dict(p) for p in self.persons],
+            "cancellationReasons": [dict(r) for r in self.reasons],
+            "operators": [dict(o) for o in self.operators],
+            "operatorGroups": [dict(o) for o in self.operator_groups],
+            "reservations": [res_json(r) for r in self.sorted_reservations()],
+        }
+
+    def sorted_reservations(self):
+        return sorted(self.reservations,
+                      key=lambda r: (r["plannedStartDate"], r["number"],
+                                     r["id"]))
+
+
+# ---------------------------------------------------------------------------
+# Org data generators (deterministic; "now" only moves the reservations).
+
+def demo_org(seed, branches, now, stock_locations):
+    """Rooms, people and bookings of the demo organisation.  branches maps
+    "utrecht"/"amsterdam"/"antwerpen" to {"id","name"}, stock_locations
+    the stock rooms' location keys to ({"id","name"}, branch): both shared
+    with the stock data."""
+    rng = random.Random("org/demo/%d" % seed)
+    ut, am = branches["utrecht"], branches["amsterdam"]
+    mtype = {"id": fake_uuid(rng), "name": "Vergaderruimte"}
+    qtype = {"id": fake_uuid(rng), "name": "Stilteruimte"}
+    wtype = {"id": fake_uuid(rng), "name": "Magazijn"}
+    mbx = "@contoso.onmicrosoft.com"
+    rooms = [
+        # key, name, number, capacity, branch, type, reservable, mailbox
+        ("v101", "Vergaderzaal 1.01", "1.01", 8, ut, mtype, True,
+         "vergaderzaal-1.01" + mbx),
+        ("v102", "Vergaderzaal 1.02", "1.02", 12, ut, mtype, True,
+         "vergaderzaal-1.02" + mbx),
+        ("board", "Boardroom", "0.05", 16, am, mtype, True,
+         "boardroom" + mbx),
+        ("stilte", "Stilteruimte 2.14", "2.14", 2, ut, qtype, True, ""),
+        ("magazijn-utrecht", None, "-1.02", 0, ut, wtype, False, ""),
+        ("servicedesk-amsterdam", None, "0.12", 0, am, wtype, False, ""),
+        ("magazijn-antwerpen", None, "0.01", 0, branches["antwerpen"],
+         wtype, False, ""),
+    ]
+    loc = {}
+    locations = []
+    for key, name, number, cap, branch, rtype, reservable, mailbox in rooms:
+        if name is None:                 # a stock room's location
+            loc[key] = stock_locations[key][0]["id"]
+            name = stock_locations[key][0]["name"]
+        else:
+            loc[key] = fake_uuid(rng)
+        locations.append({
+            "id": loc[key], "name": name, "roomNumber": number,
+            "capacity": cap, "branch": dict(branch), "roomType": dict(rtype),
+            "reservable": reservable, "archived": False,
+            "blockTime": 15 if key == "board" else 0,
+            "optionalFields1": {"text1": mailbox} if mailbox else {},
+            "optionalFields2": {}})
+    people = [
+        # key, first, prefixes, surname, e-mail, branch, archived
+        ("piet", "Piet", "", "Jansen", "piet.jansen", ut, False),
+        ("fatima", "Fatima", "el", "Amrani", "fatima.elamrani", am, False),
+        ("sanne", "Sanne", "de", "Vries", "sanne.devries", ut, False),
+        ("jeroen", "Jeroen", "", "Bakker", "jeroen.bakker", ut, False),
+        ("anouk", "Anouk", "", "Visser", "anouk.visser", am, False),
+        ("kees", "Kees", "van", "Dijk", None, ut, False),
+        ("henk", "Henk", "de", "Boer", "henk.deboer", ut, True),
+    ]
+    pid = {}
+    persons = []
+    for i, (key, first, pre, sur, mail, branch, archived) in \
+            enumerate(people):
+        pid[key] = fake_uuid(rng)
+        login = (first[0] + (pre + sur).replace(" ", "")).lower()
+        persons.append({
+            "id": pid[key], "firstName": first, "prefixes": pre,
+            "surName": sur, "email": (mail + "@contoso.nl") if mail else "",
+            "phoneNumber": "%s %03d %04d" % (
+                "020" if branch is am else "030", 200 + i, 1000 + 37 * i),
+            "mobileNumber": "", "jobTitle": "", "city": branch["name"]
+            .split()[-1], "employeeNumber": "%05d" % (10001 + i),
+            "networkLoginName": "CONTOSO\\" + login,
+            "tasLoginName": login, "archived": archived,
+            "branch": dict(branch)})
+    reasons = [{"id": fake_uuid(rng), "name": n, "archived": a} for n, a in (
+        ("Vergadering gaat niet door", False),
+        ("Dubbele reservering", False),
+        ("Ruimte niet beschikbaar", False),
+        ("Verkeerde ruimte gekozen (oud)", True))]
+    operator = {"id": fake_uuid(rng), "name": "Mulder, Lotte"}
+    group = {"id": fake_uuid(rng), "name": "Facilitaire dienst"}
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def at(days, hh, mm=0):
+        return fmt_date(day + timedelta(days=days, hours=hh, minutes=mm))
+
+    bookings = [
+        # days, start, end (hours), rooms, requester, description, persons,
+        # status
+        (1, (9, 0), (10, 0), ["v101"], "piet", "Teamoverleg ICT", 6,
+         "planned"),
+        (1, (11, 0), (12, 0), ["v102"], "sanne", "Sollicitatiegesprek", 3,
+         "planned"),
+        (2, (13, 0), (15, 30), ["board"], "fatima",
+         "Kwartaalcijfers Q3 — directie", 10, "planned"),
+        (2, (10, 0), (11, 0), ["stilte"], "jeroen", "Focusblok", 1,
+         "planned"),
+        (3, (9, 30), (10, 0), ["v101"], "anouk", "Stand-up", 5,
+         "cancelled"),
+        (3, (14, 0), (15, 0), ["v102"], "kees", "Overleg leverancier", 4,
+         "planned"),
+        (4, (9, 0), (17, 0), ["v101", "v102"], "piet", "Heisessie afdeling",
+         18, "planned"),
+        (-1, (15, 0), (16, 0), ["board"], "fatima", "Evaluatie project", 8,
+         "planned"),
+    ]
+    reservations = []
+    for i, (d, s, e, rms, who, desc, n, status) in enumerate(bookings):
+        reservations.append({
+            "id": fake_uuid(rng),
+            "number": "R %02d%02d %03d" % (now.year % 100, now.month, i + 1),
+            "status": status, "briefDescription": desc, "notes": "",
+            "requester": {"id": pid[who]}, "numberOfPersons": n,
+            "operator": dict(operator) if i % 2 == 0 else None,
+            "operatorGroup": dict(group),
+            "plannedStartDate": at(d, *s), "plannedEndDate": at(d, *e),
+            "rooms": [loc[k] for k in rms],
+            "modificationDate": fmt_date(now - timedelta(days=2, hours=i)),
+        })
+    return {"locations": locations, "persons": persons,
+            "cancellationReasons": reasons, "operators": [operator],
+            "operatorGroups": [group], "reservations": reservations}
+
+
+GEN_FIRST = ["Emma", "Daan", "Julia", "Bram", "Sophie", "Lucas", "Zoë",
+             "Mohammed", "Noor", "Sem", "Lieke", "Thijs", "Aylin", "Jan",
+             "Åsa", "Zofia", "Jürgen", "Eva"]
+GEN_SUR = [("", "Jong"), ("de", "Groot"), ("van", "Leeuwen"), ("", "Smit"),
+           ("", "Meijer"), ("van den", "Berg"), ("", "Yılmaz"),
+           ("", "Kowalski"), ("", "Müller"), ("", "Lindqvist"),
+           ("", "Hendriks"), ("van der", "Linden")]
+
+
+def synthetic_org(seed, n_rooms, n_persons, n_res, now):
+    rng = random.Random("org/%d/%d/%d/%d" % (seed, n_rooms, n_persons, n_res))
+    branches = [{"id": fake_uuid(rng), "name": "Vestiging " + p}
+                for p in GEN_PLACES[:4]]
+    rtype = {"id": fake_uuid(rng), "name": "Vergaderruimte"}
+    locations = []
+    for i in range(n_rooms):
+        b = branches[i % len(branches)]
+        place = b["name"].split(" ", 1)[1]
+        mapped = i % 5 != 4           # every fifth room is unmapped
+        slug = "zaal-%s-%d" % (place.lower().replace(" ", ""), i + 1)
+        locations.append({
+            "id": fake_uuid(rng), "name": "Zaal %s %d" % (place, i + 1),
+            "roomNumber": "%d.%02d" % (1 + i // 20, i % 20 + 1),
+            "capacity": rng.choice([4, 6, 8, 10, 12, 20]), "branch": b,
+            "roomType": rtype, "reservable": True, "archived": False,
+            "blockTime": 0,
+            "optionalFields1": ({"text1": slug + "@contoso.onmicrosoft.com"}
+                                if mapped else {})})
+    persons = []
+    for i in range(n_persons):
+        first = rng.choice(GEN_FIRST)
+        pre, sur = rng.choice(GEN_SUR)
+        login = "p%05d" % (i + 1)
+        persons.append({
+            "id": fake_uuid(rng), "firstName": first, "prefixes": pre,
+            "surName": sur, "tasLoginName": login,
+            "email": "" if i % 10 == 9 else "%s@contoso.nl" % login,
+            "employeeNumber": "%05d" % (i + 1),
+            "archived": i % 25 == 24, "branch": rng.choice(branches)})
+    reasons = [{"id": fake_uuid(rng), "name": "Gaat niet door",
+                "archived": False},
+               {"id": fake_uuid(rng), "name": "Dubbel geboekt",
+                "archived": False}]
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    reservations = []
+    for i in range(n_res):
+        start = day + timedelta(days=rng.randint(-2, 20),
+                                hours=rng.randint(7, 17),
+                                minutes=rng.choice([0, 15, 30, 45]))
+        reservations.append({
+            "id": fake_uuid(rng),
+            "number": "R %02d%02d %03d" % (now.year % 100, now.month,
+                                           (i + 1) % 1000),
+            "status": "cancelled" if i % 12 == 11 else "planned",
+            "briefDescription": "Overleg %d" % (i + 1),
+            "requester": {"id": rng.choice(persons)["id"]} if persons
+            else None,
+            "numberOfPersons": rng.randint(1, 12),
+            "plannedStartDate": fmt_date(start),
+            "plannedEndDate": fmt_date(start + timedelta(
+                minutes=rng.choice([30, 60, 90, 120]))),
+            "rooms": [rng.choice(locations)["id"]] if locations else [],
+            "modificationDate": fmt_date(now - timedelta(hours=i + 1)),
+        })
+    # Unique numbers even past 999 reservations.
+    for i, r in enumerate(reservations):
+        if i >= 999:
+            r["number"] = "R %02d%02d %04d" % (now.year % 100, now.month,
+                                               i + 1)
+    return {"locations": locations, "persons": persons,
+            "cancellationReasons": reasons,
+            "operators": [{"id": fake_uuid(rng), "name": "Beheer, Facilitair"}],
+            "operatorGroups": [{"id": fake_uuid(rng), "name": "Facilitair"}],
+            "reservations": reservations}
+
+
+# ---------------------------------------------------------------------------
+# FIQL (the query= parameter): ';' AND, ',' OR, parentheses; ==, !=, =gt=,
+# =ge=, =lt=, =le=, =sw=, =in=(..), =out=(..); values bare or quoted.
+
+class FiqlError(ValueError):
+    pass
+
+
+FIQL_OPS = ("==", "!=", "=gt=", "=ge=", "=lt=", "=le=", "=sw=", "=in=",
+            "=out=")
+FIQL_SEL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+FIQL_OP = re.compile(r"==|!=|=[a-z]+=")
+FIQL_BARE = re.compile(r"[^;,()'\"]+")
+
+
+class FiqlParser:
+    def __init__(self, text):
+        self.s = text
+        self.i = 0
+
+    def parse(self):
+        node = self.or_()
+        if self.i != len(self.s):
+            raise FiqlError("unexpected %r at position %d"
+                            % (self.s[self.i], self.i))
+        return node
+
+    def peek(self):
+        return self.s[self.i] if self.i < len(self.s) else ""
+
+    def or_(self):
+        items = [self.and_()]
+        while self.peek() == ",":
+            self.i += 1
+            items.append(self.and_())
+        return items[0] if len(items) == 1 else ("or", items)
+
+    def and_(self):
+        items = [self.primary()]
+        while self.peek() == ";":
+            self.i += 1
+            items.append(self.primary())
+        return items[0] if len(items) == 1 else ("and", items)
+
+    def primary(self):
+        if self.peek() == "(":
+            self.i += 1
+            node = self.or_()
+            if self.peek() != ")":
+                raise FiqlError("missing ')' at position %d" % self.i)
+            self.i += 1
+            return node
+        m = FIQL_SEL.match(self.s, self.i)
+        if not m:
+            raise FiqlError("expected a field name at position %d" % self.i)
+        sel = m.group(0)
+        self.i = m.end()
+        m = FIQL_OP.match(self.s, self.i)
+        if not m or m.group(0) not in FIQL_OPS:
+            raise FiqlError("expected an operator after %s" % sel)
+        op = m.group(0)
+        self.i = m.end()
+        if op in ("=in=", "=out="):
+            if self.peek() != "(":
+                raise FiqlError("%s needs a list in parentheses" % op)
+            self.i += 1
+            values = [self.value()]
+            while self.peek() == ",":
+                self.i += 1
+                values.append(self.value())
+            if self.peek() != ")":
+                raise FiqlError("missing ')' after the %s list" % op)
+            self.i += 1
+            return ("cmp", sel, op, values)
+        return ("cmp", sel, op, self.value())
+
+    def value(self):
+        q = self.peek()
+        if q in ("'", '"'):
+            self.i += 1
+            out = []
+            while True:
+                if self.i >= len(self.s):
+                    raise FiqlError("unterminated quoted value")
+                c = self.s[self.i]
+                self.i += 1
+                if c == "\\" and self.i < len(self.s):
+                    out.append(self.s[self.i])
+                    self.i += 1
+                elif c == q:
+                    return ("quoted", "".join(out))
+                else:
+                    out.append(c)
+        m = FIQL_BARE.match(self.s, self.i)
+        if not m:
+            raise FiqlError("expected a value at position %d" % self.i)
+        self.i = m.end()
+        return ("bare", m.group(0))
+
+
+def fiql_type(sel):
+    last = sel.rsplit(".", 1)[-1]
+    if last in ("plannedStartDate", "plannedEndDate", "date",
+                "modificationDate", "creationDate") or re.fullmatch(
+                    r"date[1-5]", last):
+        return "date"
+    if last in ("archived", "reservable", "issuable", "hasSspAccess",
+                "isManager", "isCaller") or re.fullmatch(r"boolean[1-5]",
+                                                          last):
+        return "bool"
+    if last in ("numberOfPersons", "capacity", "blockTime") or \
+            re.fullmatch(r"number[1-5]", last):
+        return "num"
+    return "str"
+
+
+def fiql_literal(kind, value, sel):
+    tag, text = value
+    if tag == "bare" and text == "null":
+        return None
+    try:
+        if kind == "date":
+            return parse_date(text, zone_required=True)
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError("not a boolean")
+            return text.lower() == "true"
+        if kind == "num":
+            return float(text)
+    except ValueError:
+        raise FiqlError("%s: %r is not a valid %s" % (
+            sel, text, {"date": "date-time", "bool": "boolean",
+                        "num": "number"}[kind])) from None
+    return text
+
+
+def fiql_compile(text, allowed):
+    """Parses a FIQL expression into a predicate over a values function.
+
+    allowed(sel) is true for the selectors the endpoint supports.  The
+    predicate takes get(sel) -> list of the field's values in one record
+    (several for fields inside lists: any of them may match).
+    """
+    tree = FiqlParser(text).parse()
+
+    def build(node):
+        if node[0] in ("and", "or"):
+            parts = [build(n) for n in node[1]]
+            if node[0] == "and":
+                return lambda get: all(p(get) for p in parts)
+            return lambda get: any(p(get) for p in parts)
+        _, sel, op, value = node
+        if not allowed(sel):
+            raise FiqlError("the field %s cannot be used in a query" % sel)
+        kind = fiql_type(sel)
+        if op in ("=in=", "=out="):
+            lits = [fiql_literal(kind, v, sel) for v in value]
+        else:
+            lit = fiql_literal(kind, value, sel)
+            if lit is None and op not in ("==", "!="):
+                raise FiqlError("%s: null only works with == and !=" % sel)
+            if op == "=sw=" and kind != "str":
+                raise FiqlError("%s: =sw= only works on text" % sel)
+
+        def conv(v):
+            if v is None or v == "":
+                return None if kind != "str" or v is None else v
+            try:
+                if kind == "date":
+                    return v if isinstance(v, datetime) else parse_date(v)
+                if kind == "num":
+                    return float(v)
+            except (TypeError, ValueError):
+                return None
+            return v
+
+        def pred(get):
+            vals = [conv(v) for v in get(sel)]
+            present = [v for v in vals if v is not None]
+            if op == "==":
+                return (not present) if lit is None else lit in present
+            if op == "!=":
+                return bool(present) if lit is None else lit not in present
+            if op == "=in=":
+                return any(v in lits for v in present)
+            if op == "=out=":
+                return not any(v in lits for v in present)
+            if op == "=sw=":
+                return any(isinstance(v, str) and v.startswith(lit)
+                           for v in present)
+            cmp = {"=gt=": lambda a: a > lit, "=ge=": lambda a: a >= lit,
+                   "=lt=": lambda a: a < lit, "=le=": lambda a: a <= lit}[op]
+            try:
+                return any(cmp(v) for v in present)
+            except TypeError:
+                return False
+        return pred
+
+    return build(tree)
+
+
+def dotted_values(obj, sel):
+    """The values at a dotted path, through lists."""
+    cur = [obj]
+    for part in sel.split("."):
+        nxt = []
+        for c in cur:
+            if isinstance(c, list):
+                c_items = c
+            else:
+                c_items = [c]
+            for it in c_items:
+                if isinstance(it, dict) and part in it:
+                    v = it[part]
+                    if isinstance(v, list):
+                        nxt.extend(v)
+                    else:
+                        nxt.append(v)
+        cur = nxt
+    return cur
+
+
+RES_QUERY_FIELDS = {
+    "status", "archived", "number", "briefDescription", "notes",
+    "numberOfPersons", "plannedStartDate", "plannedEndDate", "series.id",
+    "operatorGroup.id", "operatorGroup.name", "operator.id", "operator.name",
+    "event.id", "event.number", "processingStatus.id",
+    "processingStatus.name", "reservedFacilities.location.id",
+    "reservedFacilities.location.roomNumber", "reservedFacilities.object.id",
+    "reservedFacilities.object.name", "reservedFacilities.asset.id",
+    "reservedFacilities.asset.name", "participants.visitors.id",
+    "participants.visitors.number", "externalLinks.id", "externalLinks.type",
+    "externalLinks.date",
+}
+PERSON_KEYS = ("id", "email", "loginName", "networkLoginName",
+               "employeeNumber")
+for _who in ("requester", "reservedForOther", "participants.persons"):
+    for _k in PERSON_KEYS:
+        RES_QUERY_FIELDS.add("%s.%s" % (_who, _k))
+for _n in (1, 2):
+    for _k in OPT_KEYS:
+        if _k.startswith("searchlist"):
+            RES_QUERY_FIELDS.add("optionalFields%d.%s.id" % (_n, _k))
+            RES_QUERY_FIELDS.add("optionalFields%d.%s.name" % (_n, _k))
+        else:
+            RES_QUERY_FIELDS.add("optionalFields%d.%s" % (_n, _k))
+
+
+def template_paths(obj, prefix=""):
+    """Every dotted path of a fully rendered template object."""
+    out = set()
+    for k, v in obj.items():
+        path = prefix + k
+        out.add(path)
+        if isinstance(v, dict):
+            out |= template_paths(v, path + ".")
+    return out
+
+
+def select_fields(obj, spec):
+    """Applies a $fields list ("a,b.c") to an object or a list of them."""
+    tree = {}
+    for f in spec.split(","):
+        f = f.strip()
+        if not f:
+            continue
+        node = tree
+        for part in f.split("."):
+            node = node.setdefault(part, {})
+
+    def apply(o, t):
+        if isinstance(o, list):
+            return [apply(x, t) for x in o]
+        if not isinstance(o, dict):
+            return o
+        out = {}
+        for k, sub in t.items():
+            if k in o:
+                out[k] = apply(o[k], sub) if sub else o[k]
+        return out
+    return apply(obj, tree) if tree else obj
+
+
+# ---------------------------------------------------------------------------
+# Endpoint families on the org data: general, reservations, locations,
+# persons.  Each handler runs under State.lock and returns
+# (status, content type, body object, extra headers).
+
+FAKE_API_VERSION = "3.8.1"
+FAKE_PRODUCT_VERSION = {"major": 14, "minor": 28, "patch": 3}
+
+MT_PERSONS = "application/x.topdesk-collection-person-v2+json"
+
+
+class Req:
+    """What an org endpoint gets to see of one request."""
+
+    def __init__(self, method, q, body, arg, base_url):
+        self.method = method
+        self.q = q
+        self.body = body
+        self.arg = arg
+        self.base_url = base_url
+
+
+def ep_version(state, org, req):
+    req.q.check_known(set())
+    return 200, MT_JSON, {"version": FAKE_API_VERSION}, []
+
+
+def ep_product_version(state, org, req):
+    req.q.check_known(set())
+    return 200, MT_JSON, dict(FAKE_PRODUCT_VERSION), []
+
+
+RES_OLD_FILTERS = {"plannedFrom", "plannedTo", "requesterId",
+                   "reservedForOtherId", "locationId", "objectId", "seriesId",
+                   "operatorGroupId", "operatorId", "participantPersonId",
+                   "participantVisitorId", "externalLinkId",
+                   "externalLinkType", "archived", "cancelled", "conflicting",
+                   "rejected"}
+
+
+def reservation_getter(org, dto):
+    """get(sel) for FIQL over a rendered reservation; person sub-fields
+    that the DTO does not carry come from the person card."""
+    def get(sel):
+        for who in ("requester", "reservedForOther"):
+            if sel.startswith(who + ".") and sel.split(".", 1)[1] in (
+                    "loginName", "networkLoginName", "employeeNumber"):
+                ref = dto.get(who)
+                p = org.person_index.get(ref["id"]) if ref else None
+                key = sel.split(".", 1)[1]
+                if p is None:
+                    return []
+                return [p["tasLoginName"] if key == "loginName" else p[key]]
+        return dotted_values(dto, sel)
+    return get
+
+
+def ep_reservations(state, org, req):
+    q = req.q
+    q.check_known({"$fields", "$top", "query"} | RES_OLD_FILTERS)
+    if not q.has("query"):
+        for name in RES_OLD_FILTERS:
+            if q.has(name):
+                raise ApiError(400, "unsupported_by_fake",
+                               "the fake TOPdesk only filters with query=",
+                               [name])
+    top = q.integer("$top", 1000, 1, 10000)
+    if state.max_page is not None:
+        top = min(top, state.max_page)
+    pred = None
+    if q.get("query"):
+        try:
+            pred = fiql_compile(q.get("query"),
+                                lambda s: s in RES_QUERY_FIELDS)
+        except FiqlError as e:
+            raise ApiError(400, "invalid_query", str(e), ["query"]) from None
+    matches = []
+    for r in org.sorted_reservations():
+        dto = org.render_reservation(r)
+        if pred is None or pred(reservation_getter(org, dto)):
+            matches.append(dto)
+    page = matches[:top]
+    if q.get("$fields"):
+        page = select_fields(page, q.get("$fields"))
+    return (206 if len(matches) > top else 200), MT_JSON, \
+        {"results": page}, []
+
+
+def ep_reservation(state, org, req):
+    q = req.q
+    r = org.find_reservation(req.arg)
+    if req.method == "GET":
+        q.check_known({"$fields"})
+        if r is None:
+            raise ApiError(404, "not_found", "Reservation could not be found",
+                           ["identifier"])
+        dto = org.render_reservation(r)
+        if q.get("$fields"):
+            dto = select_fields(dto, q.get("$fields"))
+        return 200, MT_JSON, dto, [("Last-Modified",
+                                    http_date(r["modificationDate"]))]
+    # PATCH: UpdateReservationDto.
+    q.check_known({"occurrences", "allowPassedLeadTimes"})
+    if q.get("occurrences", "current") not in ("current", "future"):
+        raise ApiError(400, "invalid_value",
+                       "occurrences must be current or future",
+                       ["occurrences"])
+    q.boolean("allowPassedLeadTimes", False)
+    try:
+        body = json.loads(req.body.decode("utf-8")) if req.body else None
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON",
+                       ["body"]) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object",
+                       ["body"])
+    if r is None:
+        raise ApiError(404, "not_found", "Reservation could not be found",
+                       ["identifier"])
+    allowed = ("briefDescription", "notes", "numberOfPersons", "requester",
+               "operatorGroup", "operator", "processingStatus",
+               "externalLink", "optionalFields1", "optionalFields2")
+    for k in body:
+        if k not in allowed:
+            raise ApiError(400, "unknown_field",
+                           "'%s' cannot be changed with this endpoint; "
+                           "status, planned dates and facilities have "
+                           "their own endpoints" % k, [k])
+    change = {}
+
+    def bad(field, msg, code="invalid_value"):
+        return ApiError(400, code, msg, [field])
+
+    if "briefDescription" in body:
+        v = body["briefDescription"]
+        if not isinstance(v, str) or len(v) > 100:
+            raise bad("briefDescription",
+                      "briefDescription must be a string of at most 100 "
+                      "characters")
+        change["briefDescription"] = v
+    if "notes" in body:
+        if not isinstance(body["notes"], str):
+            raise bad("notes", "notes must be a string")
+        change["notes"] = body["notes"]
+    if "numberOfPersons" in body:
+        v = body["numberOfPersons"]
+        if isinstance(v, bool) or not isinstance(v, int) or \
+                not 0 <= v <= 99999:
+            raise bad("numberOfPersons",
+                      "numberOfPersons must be between 0 and 99999")
+        change["numberOfPersons"] = v
+    if "requester" in body:
+        v = body["requester"]
+        p = org.person_index.get(v.get("id")) if isinstance(v, dict) else None
+        if p is None:
+            raise bad("requester", "requester must be {\"id\"} of an "
+                      "existing person", "not_found")
+        change["requester"] = {"id": p["id"]}
+    for k, pool in (("operator", org.operators),
+                    ("operatorGroup", org.operator_groups)):
+        if k in body:
+            v = body[k]
+            hit = [o for o in pool if isinstance(v, dict)
+                   and o["id"] == v.get("id")]
+            if not hit:
+                raise bad(k, "%s must be {\"id\"} of an existing %s"
+                          % (k, k), "not_found")
+            change[k] = dict(hit[0])
+    if "processingStatus" in body:
+        v = body["processingStatus"]
+        if not isinstance(v, dict) or not (isinstance(v.get("id"), str) or
+                                           isinstance(v.get("name"), str)):
+            raise bad("processingStatus",
+                      "processingStatus must be {\"id\"} or {\"name\"}")
+        change["processingStatus"] = {
+            "id": v.get("id") or derived_uuid("status", v["name"]),
+            "name": v.get("name") or ""}
+    if "externalLink" in body:
+        v = body["externalLink"]
+        if not isinstance(v, dict) or not isinstance(v.get("id"), str) \
+                or not v["id"] or len(v["id"]) > 450:
+            raise bad("externalLink.id",
+                      "externalLink.id must be a string of 1..450 characters")
+        t = v.get("type")
+        if not isinstance(t, str) or not re.fullmatch(r"-?[0-9]+", t) \
+                or int(t) == 0:
+            raise bad("externalLink.type",
+                      "externalLink.type must be a non-zero integer as a "
+                      "string")
+        date = v.get("date")
+        if date is not None:
+            try:
+                date = parse_date(date, zone_required=True)
+            except ValueError as e:
+                raise bad("externalLink.date",
+                          "externalLink.date: %s" % e) from None
+        if r["externalLinks"]:
+            raise ApiError(400, "external_link_already_set",
+                           "Currently, only one external link can be set. "
+                           "Trying to update an existing external link "
+                           "gives an error.", ["externalLink"])
+        change["externalLinks"] = [{"id": v["id"], "type": t,
+                                    "date": fmt_date(date or utcnow())}]
+    for k in ("optionalFields1", "optionalFields2"):
+        if k in body:
+            try:
+                check_optional_fields(body[k], k)
+                for dk, dv in (body[k] or {}).items():
+                    if dk.startswith("date") and dv is not None:
+                        parse_date(dv, zone_required=True)
+            except (DataError, ValueError) as e:
+                raise bad(k, str(e)) from None
+            change[k] = body[k]
+    try:
+        org.change_reservation(r, change, utcnow())
+    except DataError as e:
+        raise ApiError(400, "invalid_value", str(e), []) from None
+    return 200, MT_JSON, org.render_reservation(r), [
+        ("Last-Modified", http_date(r["modificationDate"]))]
+
+
+def ep_reservable_locations(state, org, req):
+    q = req.q
+    q.check_known({"$fields", "$top", "branchId"})
+    top = q.integer("$top", 1000, 1, 10000)
+    if state.max_page is not None:
+        top = min(top, state.max_page)
+    branches = set(q.getall("branchId"))
+    rooms = sorted((l for l in org.locations
+                    if l["reservable"] and not l["archived"]
+                    and (not branches or (l["branch"] and
+                                          l["branch"]["id"] in branches))),
+                   key=lambda l: (sort_key(l["name"]), l["id"]))
+    results = [{"id": l["id"], "name": l["name"],
+                "roomNumber": l["roomNumber"], "capacity": l["capacity"],
+                "branch": dict(l["branch"]) if l["branch"] else None}
+               for l in rooms[:top]]
+    if q.get("$fields"):
+        results = select_fields(results, q.get("$fields"))
+    # The spec has no 206 here: a longer list is cut at $top.
+    return 200, MT_JSON, {"results": results}, []
+
+
+def ep_cancellation_reasons(state, org, req):
+    q = req.q
+    q.check_known({"archived"})
+    archived = q.boolean("archived", False)
+    return 200, MT_JSON, {"results": [
+        {"id": r["id"], "name": r["name"]} for r in org.reasons
+        if r["archived"] == archived]}, []
+
+
+LOCATION_TEMPLATE_PATHS = None
+PERSON_TEMPLATE_PATHS = None
+
+
+def _template_paths(kind, org):
+    """The selectors FIQL may use on locations / persons: every path of a
+    fully filled record (searchlists as {id,name})."""
+    global LOCATION_TEMPLATE_PATHS, PERSON_TEMPLATE_PATHS
+    ref = {"id": "", "name": ""}
+    if kind == "location":
+        if LOCATION_TEMPLATE_PATHS is None:
+            dto = org.render_location(Org({}).  _location({
+                "id": "x", "name": "x", "branch": ref, "roomType": ref}))
+            for k in ("functionalUse", "budgetHolder", "buildingZone",
+                      "roomStatus", "majorLocation", "creator", "modifier"):
+                dto[k] = ref
+            for k in ("ceilingCovering", "floorCovering", "glassMaterial",
+                      "wallCovering"):
+                dto["finishing"][k] = ref
+            for k in ("reservableByPersonGroup", "serviceWindow"):
+                dto["reservationManagement"][k] = ref
+            for n in (1, 2):
+                for i in range(1, 6):
+                    dto["optionalFields%d" % n]["searchlist%d" % i] = ref
+            paths = template_paths(dto)
+            paths |= {"archived", "externalLink.id", "externalLink.type",
+                      "externalLink.date"}
+            LOCATION_TEMPLATE_PATHS = paths
+        return LOCATION_TEMPLATE_PATHS
+    if PERSON_TEMPLATE_PATHS is None:
+        dto = org.render_person(Org({})._person({"id": "x"}))
+        for k in ("modifier", "creator", "department", "budgetHolder",
+                  "manager", "location", "personExtraFieldA",
+                  "personExtraFieldB"):
+            dto[k] = ref
+        dto["language"] = {"id": "", "name": "", "code": ""}
+        dto["attention"] = {"id": "", "name": ""}
+        dto["branch"] = {"id": "", "name": "", "phoneNumber": "",
+                         "clientReferenceNumber": ""}
+        for n in (1, 2):
+            for i in range(1, 6):
+                dto["optionalFields%d" % n]["searchlist%d" % i] = ref
+                del dto["optionalFields%d" % n]["memo%d" % i]
+        PERSON_TEMPLATE_PATHS = template_paths(dto)
+    return PERSON_TEMPLATE_PATHS
+
+
+def ep_locations(state, org, req):
+    q = req.q
+    q.check_known({"query", "$fields", "pageSize"})
+    page_size = q.integer("pageSize", None, 1, 1 << 31)
+    pred = None
+    if q.get("query"):
+        paths = _template_paths("location", org)
+        try:
+            pred = fiql_compile(q.get("query"), lambda s: s in paths)
+        except FiqlError as e:
+            raise ApiError(400, "invalid_query", str(e), ["query"]) from None
+    out = []
+    for loc in sorted(org.locations,
+                      key=lambda l: (sort_key(l["name"]), l["id"])):
+        if pred is None and loc["archived"]:
+            continue
+        dto = org.render_location(loc)
+        if pred is not None:
+            dto_q = dict(dto, archived=loc["archived"])
+            if not pred(lambda s: dotted_values(dto_q, s)):
+                continue
+        out.append(dto)
+    if page_size is not None:
+        out = out[:page_size]
+    out = select_fields(out, q.get("$fields") or "id,name,roomNumber,branch")
+    return 200, MT_JSON, out, []
+
+
+def ep_location(state, org, req):
+    req.q.check_known({"$fields"})
+    loc = org.loc_index.get(req.arg)
+    if loc is None:
+        raise ApiError(404, message="Entity not found", shape="messages")
+    dto = org.render_location(loc)
+    if req.q.get("$fields"):
+        dto = select_fields(dto, req.q.get("$fields"))
+    return 200, MT_JSON, dto, []
+
+
+PERSON_DEFAULT_FIELDS = ("id", "dynamicName", "firstName", "surName",
+                         "email", "archived", "branch")
+
+
+def ep_persons(state, org, req):
+    q = req.q
+    q.check_known({"pageStart", "pageSize", "fields", "sort", "query"})
+    start = q.integer("pageStart", 0, 0, 1 << 31)
+    size = q.integer("pageSize", 50, 1, 5000)
+    effective = size if state.max_page is None else min(size,
+                                                         state.max_page)
+    paths = _template_paths("person", org)
+    fields = None
+    spec = q.get("fields")
+    if spec and spec.strip() not in ("*", "all"):
+        fields = ["id"]
+        for f in spec.split(","):
+            f = f.strip()
+            if not f:
+                continue
+            if f.split(".", 1)[0] not in paths:
+                raise ApiError(400, message="Unknown field: " + f,
+                               shape="messages")
+            if f.split(".", 1)[0] not in fields:
+                fields.append(f.split(".", 1)[0])
+    elif not spec:
+        fields = list(PERSON_DEFAULT_FIELDS)
+    pred = None
+    if q.get("query"):
+        try:
+            pred = fiql_compile(q.get("query"), lambda s: s in paths)
+        except FiqlError as e:
+            raise ApiError(400, message=str(e), shape="messages") from None
+    dtos = [org.render_person(p) for p in org.persons]
+    if pred is not None:
+        dtos = [d for d in dtos if pred(lambda s, d=d: dotted_values(d, s))]
+    sort = q.get("sort") or "dynamicName:asc"
+    keys = []
+    for part in sort.split(","):
+        name, _, direction = part.strip().partition(":")
+        direction = (direction or "asc").lower()
+        if name not in paths or direction not in ("asc", "desc"):
+            raise ApiError(400, message="Invalid sort: " + part,
+                           shape="messages")
+        keys.append((name, direction == "desc"))
+    for name, desc in reversed(keys):
+        def key(d, name=name):
+            v = (dotted_values(d, name) or [None])[0]
+            return (v is None, str(v).casefold() if v is not None else "")
+        dtos.sort(key=key, reverse=desc)
+    page = dtos[start:start + effective]
+    if fields is not None:
+        page = [{k: d[k] for k in fields} for d in page]
+    more = start + effective < len(dtos)
+    nxt = None
+    if more:
+        params = [("pageStart", str(start + effective)),
+                  ("pageSize", str(size))]
+        for name in ("fields", "sort", "query"):
+            if q.has(name):
+                params.append((name, q.get(name)))
+        nxt = req.base_url + "/tas/api/persons?" + urlencode(params)
+    return (206 if more else 200), MT_PERSONS, \
+        {"item": page, "size": len(page), "next": nxt}, []
+
+
+# Routes on the org data: (offered media types, {method: handler}, arg,
+# error shape of the family's 403 when denied).
+
+def org_route(path):
+    p = path[len(API_PREFIX) - 1:]          # keeps the leading '/'
+    if p == "/version":
+        return [MT_JSON], {"GET": ep_version}, None, "errors"
+    if p == "/productVersion":
+        return [MT_JSON], {"GET": ep_product_version}, None, "errors"
+    if p == "/reservations":
+        return [MT_JSON], {"GET": ep_reservations}, None, "errors"
+    if p.startswith("/reservations/") and p.count("/") == 2 and \
+            len(p) > len("/reservations/"):
+        return [MT_JSON], {"GET": ep_reservation, "PATCH": ep_reservation}, \
+            unquote(p[len("/reservations/"):]), "errors"
+    if p == "/reservableLocations":
+        return [MT_JSON], {"GET": ep_reservable_locations}, None, "errors"
+    if p == "/reservationCancellationReasons":
+        return [MT_JSON], {"GET": ep_cancellation_reasons}, None, "errors"
+    if p == "/locations":
+        return [MT_JSON], {"GET": ep_locations}, None, "messages"
+    if p.startswith("/locations/id/") and p.count("/") == 3 and \
+            len(p) > len("/locations/id/"):
+        return [MT_JSON], {"GET": ep_location}, \
+            unquote(p[len("/locations/id/"):]), "messages"
+    if p == "/persons":
+        return [MT_PERSONS], {"GET": ep_persons}, None, "messages"
+    return None
+
+
+def deny_shape(path):
+    """The 403 body shape of a denied path: Supporting Files answers with
+    a bare [{"message"}] array, the other APIs with {"errors":[...]}."""
+    p = path[len(API_PREFIX) - 1:]
+    for prefix in ("/persons", "/locations", "/branches", "/operators"):
+        if p == prefix or p.startswith(prefix + "/"):
+            return "messages"
+    return "errors"
+
+
+# ---------------------------------------------------------------------------
 # Routing.  Each route: (method, media types offered, handler).  The first
 # offered media type is the Content-Type of the answer.
 
@@ -1154,7 +2754,7 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/__fake/"):
                 self.control(method, path, body)
             elif path.startswith(API_PREFIX) or path == API_PREFIX[:-1]:
-                self.api(method, path, url.query)
+                self.api(method, path, url.query, body)
             else:
                 self.send_all(404, b"")
         except (ConnectionError, BrokenPipeError, socket.timeout):
@@ -1165,7 +2765,7 @@ class Handler(BaseHTTPRequestHandler):
     def control(self, method, path, body):
         state = self.server.state
         obj = None
-        if method == "POST" and body:
+        if method in ("POST", "PATCH") and body:
             try:
                 obj = json.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as e:
@@ -1187,12 +2787,28 @@ class Handler(BaseHTTPRequestHandler):
                     rules = [dict(r) for r in state.faults]
                 self.send_json(200, {"rules": rules})
             elif path == "/__fake/data" and method == "GET":
-                self.send_json(200, state.dataset.to_json())
+                data = state.dataset.to_json()
+                with state.lock:
+                    data.update(state.org.to_json())
+                self.send_json(200, data)
             elif path == "/__fake/data" and method == "POST":
-                ds = Dataset(obj, state.dataset.tag)
-                state.set_dataset(ds)
-                self.send_json(200, {"ok": True, "stocks": len(ds.stocks),
-                                     "assets": ds.n_assets})
+                self.control_data(state, obj)
+            elif path == "/__fake/deny" and method == "POST":
+                if not isinstance(obj, dict) or not isinstance(
+                        obj.get("paths"), list) or not all(
+                        isinstance(x, str) and x for x in obj["paths"]):
+                    raise ValueError("expected {\"paths\":[\"/tas/api/...\"]}")
+                with state.lock:
+                    state.denied = list(obj["paths"])
+                self.send_json(200, {"ok": True, "paths": obj["paths"]})
+            elif path == "/__fake/deny" and method == "GET":
+                with state.lock:
+                    self.send_json(200, {"paths": list(state.denied)})
+            elif path == "/__fake/reservations" or path.startswith(
+                    "/__fake/reservations/"):
+                self.control_reservations(state, method, path, obj)
+            elif path.startswith("/__fake/locations/") and method == "POST":
+                self.control_location(state, path, obj)
             elif path == "/__fake/field" and method == "POST":
                 if not isinstance(obj, dict):
                     raise ValueError("expected a JSON object")
@@ -1213,18 +2829,119 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as e:   # DataError is a ValueError
             self.send_json(400, {"error": str(e)})
 
+    def control_data(self, state, obj):
+        """POST /__fake/data: each part given replaces that part; a part
+        left out stays as it is."""
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
+        org_given = [k for k in Org.KEYS if k in obj]
+        if "stocks" not in obj and not org_given:
+            raise DataError("data set must be an object with \"stocks\" "
+                            "and/or " + ", ".join(Org.KEYS))
+        ds = None
+        if "stocks" in obj:
+            ds = Dataset(obj, state.dataset.tag)
+        with state.lock:
+            if org_given:
+                merged = state.org.to_json()
+                for k in org_given:
+                    merged[k] = obj[k]
+                org = Org(merged)
+                org.seq = state.org.seq
+                state.org = org
+            org = state.org
+        if ds is not None:
+            state.set_dataset(ds)
+        ds = state.dataset
+        self.send_json(200, {"ok": True, "stocks": len(ds.stocks),
+                             "assets": ds.n_assets,
+                             "locations": len(org.locations),
+                             "persons": len(org.persons),
+                             "reservations": len(org.reservations)})
+
+    def control_reservations(self, state, method, path, obj):
+        key = unquote(path[len("/__fake/reservations/"):]) \
+            if path.startswith("/__fake/reservations/") else None
+        with state.lock:
+            org = state.org
+            if key is None and method == "GET":
+                self.send_json(200, {"reservations": [
+                    org.render_reservation(r)
+                    for r in org.sorted_reservations()]})
+                return
+            if key is None and method == "POST":
+                r = org.add_reservation(obj if obj is not None else {},
+                                        utcnow())
+                self.send_json(200, org.render_reservation(r))
+                return
+            if key is None:
+                self.send_json(405, {"error": "GET or POST"})
+                return
+            r = org.find_reservation(key)
+            if r is None:
+                self.send_json(404, {"error": "no reservation " + key})
+            elif method == "GET":
+                self.send_json(200, org.render_reservation(r))
+            elif method == "PATCH":
+                if not isinstance(obj, dict):
+                    raise ValueError("expected a JSON object")
+                org.change_reservation(r, obj, utcnow())
+                self.send_json(200, org.render_reservation(r))
+            elif method == "DELETE":
+                org.delete_reservation(r)
+                self.send_json(200, {"ok": True})
+            else:
+                self.send_json(405, {"error": "GET, PATCH or DELETE"})
+
+    def control_location(self, state, path, obj):
+        """POST /__fake/locations/{id}: {"text1": "mailbox"|""|null} maps
+        or unmaps the room; also optionalFields1/2 (merged), name,
+        roomNumber, capacity, reservable, archived, blockTime."""
+        lid = unquote(path[len("/__fake/locations/"):])
+        if not isinstance(obj, dict):
+            raise ValueError("expected a JSON object")
+        with state.lock:
+            org = state.org
+            loc = org.loc_index.get(lid)
+            if loc is None:
+                self.send_json(404, {"error": "no location " + lid})
+                return
+            x = {k: v for k, v in loc.items()}
+            x["optionalFields1"] = dict(loc["optionalFields1"])
+            x["optionalFields2"] = dict(loc["optionalFields2"])
+            for k, v in obj.items():
+                if k == "text1":
+                    x["optionalFields1"]["text1"] = v if v is not None else ""
+                elif k in ("optionalFields1", "optionalFields2"):
+                    if not isinstance(v, dict):
+                        raise ValueError(k + " must be an object")
+                    x[k].update(v)
+                elif k in ("name", "roomNumber", "capacity", "reservable",
+                           "archived", "blockTime", "branch", "roomType"):
+                    x[k] = v
+                else:
+                    raise ValueError("cannot change " + k)
+            for k in ("optionalFields1", "optionalFields2"):
+                x[k] = sparse_json(x[k])
+            new = org._location(x)
+            loc.clear()
+            loc.update(new)
+            self.send_json(200, org.render_location(loc))
+
     # -- the API ---------------------------------------------------------------
 
-    def api(self, method, path, query):
+    def api(self, method, path, query, body=b""):
         state = self.server.state
-        state.begin(path)
+        state.begin(path, method)
         status = None
         try:
-            status = self.api_answer(state, method, path, query)
+            status = self.api_answer(state, method, path, query, body)
         finally:
             state.end(status)
+            if method == "PATCH":
+                state.record_patch(path, body, status)
 
-    def api_answer(self, state, method, path, query):
+    def api_answer(self, state, method, path, query, body=b""):
         """Answers one API request; returns the status sent (None: dropped)."""
         fault = state.pick_fault(method, path)
         if state.latency > 0:
@@ -1263,9 +2980,19 @@ class Handler(BaseHTTPRequestHandler):
             if not self.authorised(state):
                 raise ApiError(401, empty=True, headers=[
                     ("WWW-Authenticate", 'Basic realm="TOPdesk"')])
+            with state.lock:
+                denied = any(path.startswith(d) for d in state.denied)
+            if denied:
+                raise ApiError(403, "forbidden",
+                               "No permission to access the data",
+                               shape=deny_shape(path))
             r = route(path)
             if r is None:
-                raise ApiError(404, "not_found", "no such endpoint")
+                r = org_route(path)
+                if r is None:
+                    raise ApiError(404, "not_found", "no such endpoint")
+                return self.api_org(state, method, path, query, body, r,
+                                    slow)
             offered, handler, extra = r
             if method != "GET":
                 raise ApiError(405, "method_not_allowed",
@@ -1278,6 +3005,33 @@ class Handler(BaseHTTPRequestHandler):
             self.send_all(st, data, ctype, (), slow)
             return st
         except ApiError as e:
+            self.send_all(e.status, e.body(), MT_JSON, e.headers, slow)
+            return e.status
+
+    def api_org(self, state, method, path, query, body, r, slow):
+        """Serves one request on the org data (not cached)."""
+        offered, handlers, arg, shape = r
+        try:
+            handler = handlers.get(method)
+            if handler is None:
+                allow = ", ".join(sorted(handlers))
+                raise ApiError(405, "method_not_allowed",
+                               "allowed: " + allow,
+                               headers=[("Allow", allow)])
+            if not accepts(self.headers.get("Accept"), offered):
+                raise ApiError(406, "not_acceptable",
+                               "Accept must allow " + " or ".join(offered))
+            host = self.headers.get("Host") or "%s:%d" % (
+                self.server.server_name, self.server.server_port)
+            req = Req(method, Query(query), body, arg, "http://" + host)
+            with state.lock:
+                st, ctype, obj, headers = handler(state, state.org, req)
+            self.send_all(st, dump_json(obj), ctype, headers, slow)
+            return st
+        except ApiError as e:
+            if e.shape is None and e.status != 401:
+                e.shape = shape if e.status != 400 or shape != "messages" \
+                    or path != "/tas/api/locations" else "errors"
             self.send_all(e.status, e.body(), MT_JSON, e.headers, slow)
             return e.status
 
@@ -1334,22 +3088,37 @@ def main(argv=None):
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--dump-dataset", metavar="NAME",
                    help="print data set NAME as JSON and exit")
+    p.add_argument("--now", metavar="DATETIME",
+                   help="the time the generated reservations are placed "
+                        "around (default: the current time)")
+    p.add_argument("--date-format", choices=("z", "offset"), default="z",
+                   help="z: 2024-06-12T08:00:00Z, offset: "
+                        "2024-06-12T08:00:00.000+0000")
     args = p.parse_args(argv)
+    DATE_STYLE[0] = args.date_format
+    try:
+        now = parse_date(args.now) if args.now else utcnow()
+    except ValueError as e:
+        p.error("--now: %s" % e)
 
     if args.dump_dataset:
-        ds = Dataset(generate(args.dump_dataset, args.seed), 0)
-        sys.stdout.write(json.dumps(ds.to_json(), ensure_ascii=False,
+        data = generate(args.dump_dataset, args.seed, now)
+        out = Dataset(data, 0).to_json()
+        out.update(Org(data).to_json())
+        sys.stdout.write(json.dumps(out, ensure_ascii=False,
                                     indent=1) + "\n")
         return 0
 
     tag = zlib.crc32(("%s/%d" % (args.dataset, args.seed)).encode()) | 1
     try:
-        ds = Dataset(generate(args.dataset, args.seed), tag)
+        data = generate(args.dataset, args.seed, now)
+        ds = Dataset(data, tag)
+        org = Org(data)
     except (OSError, ValueError) as e:
         sys.stderr.write("fake-topdesk: cannot load data set %s: %s\n"
                          % (args.dataset, e))
         return 2
-    state = State(ds, args)
+    state = State(ds, args, org)
 
     server = Server(("127.0.0.1", args.port), Handler)
     server.state = state
@@ -1364,8 +3133,11 @@ def main(argv=None):
         write_port_file(args.port_file, port)
     if args.verbose:
         sys.stderr.write("fake-topdesk: listening on 127.0.0.1:%d, data set "
-                         "%s (%d stocks, %d assets)\n"
-                         % (port, args.dataset, len(ds.stocks), ds.n_assets))
+                         "%s (%d stocks, %d assets, %d rooms, %d persons, "
+                         "%d reservations)\n"
+                         % (port, args.dataset, len(ds.stocks), ds.n_assets,
+                            len(org.locations), len(org.persons),
+                            len(org.reservations)))
     try:
         server.serve_forever(poll_interval=0.2)
     except SystemExit:
