@@ -123,8 +123,22 @@ doctor_topdesk(doctor_list_t *l, const config_t *cfg, json_object **locations)
         goto stock;
     doctor_read(l, td, "topdesk.reservations", "/tas/api/reservations?$top=1", TOPDESK_ACCEPT_JSON,
                 "reservations", NULL);
-    doctor_read(l, td, "topdesk.locations", "/tas/api/reservableLocations?$top=10000",
-                TOPDESK_ACCEPT_JSON, "locations", locations);
+    if (doctor_read(l, td, "topdesk.reservable-rooms", "/tas/api/reservableLocations?$top=10000",
+                    TOPDESK_ACCEPT_JSON, "reservable locations", locations) == TOPDESK_OK) {
+        /* The room mapping is read from the location card itself, which
+         * needs the right to read locations. */
+        json_object *results, *first;
+        const char *id;
+
+        if (json_object_object_get_ex(*locations, "results", &results) &&
+            json_object_is_type(results, json_type_array) && json_object_array_length(results) > 0 &&
+            (first = json_object_array_get_idx(results, 0)) && (id = doctor_str(first, "id"))) {
+            char *eid = topdesk_escape(id), *path = xasprintf("/tas/api/locations/id/%s", eid);
+            doctor_read(l, td, "topdesk.locations", path, TOPDESK_ACCEPT_JSON, "locations", NULL);
+            free(path);
+            free(eid);
+        }
+    }
     doctor_read(l, td, "topdesk.cancellation-reasons",
                 "/tas/api/reservationCancellationReasons?archived=false", TOPDESK_ACCEPT_JSON,
                 "cancellation reasons", NULL);

@@ -94,6 +94,14 @@ rsv_code_topdesk(int rc)
     return rc == TOPDESK_ERETRY ? RESERVATION_ERETRY : RESERVATION_EFAIL;
 }
 
+/* UTC with a Z, as TOPdesk's date-times want. */
+static void
+rsv_iso(time_t t, char *buf, size_t size)
+{
+    exchange_format_time(t, buf, size);
+    strncat(buf, "Z", size - strlen(buf) - 1);
+}
+
 /* --- templates --------------------------------------------------------- */
 
 char *
@@ -608,7 +616,7 @@ rsv_write_match_key(rsv_t *rs, json_object *r, const char *event_id, json_object
             json_object_put(body);
             return RESERVATION_OK;
         }
-        exchange_format_time(time(NULL), now, sizeof now);
+        rsv_iso(time(NULL), now, sizeof now);
         link = json_object_new_object();
         json_object_object_add(link, "id", json_object_new_string(event_id));
         json_object_object_add(link, "type", json_object_new_string(RSV_LINK_TYPE));
@@ -927,13 +935,6 @@ rsv_mapped_free(rsv_mapped_t *m, size_t n)
     free(m);
 }
 
-static void
-rsv_iso(time_t t, char *buf, size_t size)
-{
-    exchange_format_time(t, buf, size);
-    strncat(buf, "Z", size - strlen(buf) - 1);
-}
-
 /* Adds the ids of the reservations in room loc over [from, to) to ids.
  * TOPdesk returns at most 10,000 a call and no offset: on 206 ask again from
  * the last plannedStartDate seen. */
@@ -953,15 +954,14 @@ rsv_list_room(rsv_t *rs, const char *loc, time_t from, time_t to, json_object *i
         time_t last = after;
 
         rsv_iso(after, start, sizeof start);
-        q = xasprintf("reservedFacilities.location.id==%s;plannedStartDate=ge=%s;plannedStartDate=lt=%s",
-                      loc, page == 0 ? start : start, end);
-        /* The first page also takes reservations already running. */
-        if (page == 0) {
-            free(q);
-            rsv_iso(from, start, sizeof start);
+        /* The first page also takes reservations already running; the next
+         * ones go on from the last start seen. */
+        if (page == 0)
             q = xasprintf("reservedFacilities.location.id==%s;plannedEndDate=gt=%s;plannedStartDate=lt=%s",
                           loc, start, end);
-        }
+        else
+            q = xasprintf("reservedFacilities.location.id==%s;plannedStartDate=ge=%s;plannedStartDate=lt=%s",
+                          loc, start, end);
         eq = topdesk_escape(q);
         path = xasprintf("/tas/api/reservations?query=%s&$top=10000", eq);
         rc = topdesk_get(rs->td, path, TOPDESK_ACCEPT_JSON, &body, &status, errstr, retry);

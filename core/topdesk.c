@@ -352,7 +352,7 @@ out:
     return res;
 }
 
-/* "TOPdesk GET <path>: <what> (<TOPdesk's text>)"; allocated. */
+/* "TOPdesk METHOD <path>: <what> (<TOPdesk's text>)"; allocated. */
 static char *
 td_message(const td_req_t *r, const char *what, const char *detail)
 {
@@ -360,9 +360,9 @@ td_message(const td_req_t *r, const char *what, const char *detail)
     char *msg;
 
     if (detail && *detail)
-        msg = xasprintf("TOPdesk GET %s: %s (%s)", path, what, detail);
+        msg = xasprintf("TOPdesk %s %s: %s (%s)", r->method ? r->method : "GET", path, what, detail);
     else
-        msg = xasprintf("TOPdesk GET %s: %s", path, what);
+        msg = xasprintf("TOPdesk %s %s: %s", r->method ? r->method : "GET", path, what);
     free(path);
     return msg;
 }
@@ -756,7 +756,7 @@ td_finish(topdesk_t *td, td_req_t *r, CURLcode cc, char **errstr, long *retry_af
                 /* jitter: 75% .. 125% */
                 delay = delay * 3 / 4 + (long)(td_random(td) % (uint64_t)(delay / 2 + 1));
             }
-            log_warn("TOPdesk GET %s: %s; retrying in %ld ms (attempt %d of %d)", r->path, what,
+            log_warn("TOPdesk %s %s: %s; retrying in %ld ms (attempt %d of %d)", r->method ? r->method : "GET", r->path, what,
                      delay, r->attempts + 1, TD_ATTEMPTS);
             r->due_ms = td_now_ms() + delay;
             td_list_push(&td->delayed, r);
