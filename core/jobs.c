@@ -7,7 +7,10 @@
 
 #include "core/jobs.h"
 #include "core/log.h"
+#include "core/mail.h"
 #include "core/metrics.h"
+#include "core/reservation.h"
+#include "core/stock.h"
 #include "core/xalloc.h"
 
 static const char *const jobs_kinds[] = {"stock-check", "reservation", "reconcile", "mail"};
@@ -38,9 +41,10 @@ jobs_test_number(const char *spec, const char *prefix)
     return v;
 }
 
-/* TDHOOK_TEST_JOB lets the integration tests make an attempt slow or make it
- * fail: "sleep=MS", "retry=N" (the first N attempts fail for now), "fail"
- * (fails for good).  Returns 1 when it decided the attempt. */
+/* TDHOOK_TEST_JOB stands in for the real work in the queue's own tests:
+ * "ok" (done at once), "sleep=MS" (done after MS), "retry=N" (the first N
+ * attempts fail for now, then done), "fail" (fails for good).  Set, it
+ * decides every attempt; returns 1 then. */
 static int
 jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
 {
@@ -49,31 +53,97 @@ jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
 
     if (!spec || !*spec)
         return 0;
+    *rc = JOB_RC_OK;
     if ((v = jobs_test_number(spec, "sleep=")) >= 0) {
         struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
-        return 0;
-    }
-    if ((v = jobs_test_number(spec, "retry=")) >= 0 && job->attempts <= v) {
+    } else if ((v = jobs_test_number(spec, "retry=")) >= 0 && job->attempts <= v) {
         out->error = xasprintf("test: attempt %d fails for now", job->attempts);
         *rc = JOB_RC_RETRY;
         return 1;
-    }
-    if (strcmp(spec, "fail") == 0) {
+    } else if (strcmp(spec, "fail") == 0) {
         out->error = xstrdup("test: this job fails for good");
         *rc = JOB_RC_FAIL;
         return 1;
     }
-    return 0;
+    out->result = json_object_new_object();
+    json_object_object_add(out->result, "test", json_object_new_string(spec));
+    json_object_object_add(out->result, "received", json_object_get(job->payload));
+    return 1;
+}
+
+static job_rc_t
+jobs_stock_check(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    int rc = stock_job(cfg, q, job->payload, &out->result, &out->error, &out->retry_after_ms);
+
+    if (rc == STOCK_OK)
+        return JOB_RC_OK;
+    return rc == STOCK_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+}
+
+static job_rc_t
+jobs_reservation_rc(int rc)
+{
+    if (rc == RESERVATION_OK)
+        return JOB_RC_OK;
+    return rc == RESERVATION_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+}
+
+static job_rc_t
+jobs_reservation(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *v;
+    const char *key = NULL;
+
+    if (json_object_object_get_ex(job->payload, "id", &v))
+        key = json_object_get_string(v);
+    else if (json_object_object_get_ex(job->payload, "number", &v))
+        key = json_object_get_string(v);
+    if (!key || !*key) {
+        out->error = xstrdup("the job names no reservation");
+        return JOB_RC_FAIL;
+    }
+    return jobs_reservation_rc(reservation_sync(cfg, q, key, 0, &out->result, &out->error,
+                                                &out->retry_after_ms));
+}
+
+static job_rc_t
+jobs_reconcile(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *v;
+    int days = cfg->reservations.reconcile_days;
+
+    if (json_object_object_get_ex(job->payload, "days", &v))
+        days = json_object_get_int(v);
+    return jobs_reservation_rc(reservation_reconcile(cfg, q, days, 0, &out->result, &out->error,
+                                                     &out->retry_after_ms));
+}
+
+static job_rc_t
+jobs_mail(const config_t *cfg, const job_t *job, job_outcome_t *out)
+{
+    char *err = NULL;
+    int rc = mail_send_job(cfg, job->payload, &err);
+
+    if (rc == MAIL_OK) {
+        out->result = json_object_new_object();
+        json_object_object_add(out->result, "sent", json_object_new_boolean(1));
+        if (err)
+            json_object_object_add(out->result, "warning", json_object_new_string(err));
+        free(err);
+        return JOB_RC_OK;
+    }
+    out->error = err ? err : xstrdup("mail could not be sent");
+    return rc == MAIL_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
 }
 
 job_rc_t
-jobs_run(const config_t *cfg, const job_t *job, job_outcome_t *out)
+jobs_run(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
     job_rc_t rc = JOB_RC_OK;
 
-    (void)cfg;
     out->result = NULL;
     out->error = NULL;
     out->retry_after_ms = -1;
@@ -83,13 +153,40 @@ jobs_run(const config_t *cfg, const job_t *job, job_outcome_t *out)
     }
     if (jobs_test_hook(job, out, &rc))
         return rc;
-    /* The handlers of the jobs arrive with their own modules; until then an
-     * attempt records what was received. */
-    out->result = json_object_new_object();
-    json_object_object_add(out->result, "received", json_object_get(job->payload));
-    json_object_object_add(out->result, "note",
-                           json_object_new_string("accepted; this build does not run this kind of job yet"));
-    return JOB_RC_OK;
+    if (strcmp(job->kind, "stock-check") == 0)
+        return jobs_stock_check(cfg, q, job, out);
+    if (strcmp(job->kind, "mail") == 0)
+        return jobs_mail(cfg, job, out);
+    if (strcmp(job->kind, "reservation") == 0)
+        return jobs_reservation(cfg, q, job, out);
+    return jobs_reconcile(cfg, q, job, out);
+}
+
+/* Tells admin_mail about a dead letter, through the queue like any mail.
+ * A dead mail job is only logged: mailing about it could loop. */
+static void
+jobs_mail_dead(const config_t *cfg, queue_t *q, const char *kind, const char *id,
+               const char *error)
+{
+    char *subject, *text, *message;
+    mail_msg_t msg;
+
+    if (strcmp(kind, "mail") == 0 || cfg->admin_mail.n == 0)
+        return;
+    subject = xasprintf("tdhook: %s job %s failed", kind, id);
+    text = xasprintf("The %s job %s failed and will not be tried again by itself.\n\n"
+                     "What went wrong:\n  %s\n\n"
+                     "When the cause is fixed, run it again with:\n  tdhook queue retry %s\n"
+                     "or remove it with:\n  tdhook queue drop %s\n",
+                     kind, id, error ? error : "(no reason recorded)", id, id);
+    msg = (mail_msg_t){cfg->mail.from, cfg->admin_mail.v, cfg->admin_mail.n, subject, text,
+                       NULL, NULL, 0};
+    message = mail_build(&msg);
+    if (mail_enqueue(q, cfg->admin_mail.v, cfg->admin_mail.n, message, NULL) != QUEUE_OK)
+        log_error("could not queue the dead-letter mail for job %s", id);
+    free(message);
+    free(text);
+    free(subject);
 }
 
 int
@@ -112,7 +209,7 @@ jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
     snprintf(id, sizeof id, "%s", job->id);
     log_set_request(id);
     log_info("%s job: attempt %d", kind, job->attempts);
-    rc = jobs_run(cfg, job, &out);
+    rc = jobs_run(cfg, q, job, &out);
     switch (rc) {
     case JOB_RC_OK:
         qrc = queue_done(q, job, out.result);
@@ -124,6 +221,7 @@ jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
         if (status == JOB_DEAD) {
             metrics_job(kind, OUTCOME_DEAD);
             log_error("%s job failed and has no attempts left, now a dead letter: %s", kind, out.error);
+            jobs_mail_dead(cfg, q, kind, id, out.error);
         } else {
             metrics_job(kind, OUTCOME_RETRY);
             log_warn("%s job failed, will retry: %s", kind, out.error);
@@ -133,6 +231,7 @@ jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
         qrc = queue_fail(q, job, out.error);
         metrics_job(kind, OUTCOME_DEAD);
         log_error("%s job failed for good, now a dead letter: %s", kind, out.error);
+        jobs_mail_dead(cfg, q, kind, id, out.error);
         break;
     }
     if (qrc != QUEUE_OK)

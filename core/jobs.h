@@ -21,11 +21,13 @@ typedef struct {
 /* 1 when kind is one the hooks may queue ("stock-check", "reservation",
  * "reconcile", "mail"). */
 int jobs_kind_known(const char *kind);
-/* Runs one attempt of job.  out is filled; the caller frees its members. */
-job_rc_t jobs_run(const config_t *cfg, const job_t *job, job_outcome_t *out);
+/* Runs one attempt of job; q is where follow-up jobs (mail) go.  out is
+ * filled; the caller frees its members. */
+job_rc_t jobs_run(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out);
 
 /* Claims one due job, runs one attempt and records the outcome in the
- * queue, the log and the metrics.  Returns 1 when a job ran, 0 when none was
+ * queue, the log and the metrics.  A job that becomes a dead letter is
+ * mailed to admin_mail (through the queue).  Returns 1 when a job ran, 0 when none was
  * due (then *wait_ms as queue_claim() says), -1 on a queue error. */
 int jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms);
 
