@@ -118,6 +118,10 @@ run_serve(const config_t *cfg, int argc, char **argv)
             return usage(stderr, EX_USAGE);
         }
     }
+    if (opts.socket && strncmp(opts.socket, "unix:", 5) != 0 && strncmp(opts.socket, "tcp:", 4) != 0) {
+        fprintf(stderr, "tdhook: --socket takes unix:PATH or tcp:HOST:PORT, not \"%s\"\n", opts.socket);
+        return EX_USAGE;
+    }
     return serve_run(cfg, &opts);
 }
 

@@ -38,6 +38,7 @@
 #define TMP_TTL_MS (3600LL * 1000)
 #define RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
 #define DEPTH_CACHE_MS 1000
+#define DEPTH_RECOUNT_MARGIN 256   /* recount when this close to max_jobs */
 #define BUSY_RECHECK_MS 5000L          /* rescan while others hold claims */
 
 /* Internal result of reading a job file: parse error or oversized. */
@@ -822,7 +823,10 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         }
     }
     if (q->limits.max_jobs > 0) {
-        if (q->depth_ms == 0 || now - q->depth_ms > DEPTH_CACHE_MS) {
+        /* Other processes enqueue too, so the cached count may be low: near
+         * the limit, count again, so the bound holds exactly there. */
+        if (q->depth_ms == 0 || now - q->depth_ms > DEPTH_CACHE_MS ||
+            q->depth + DEPTH_RECOUNT_MARGIN >= (size_t)q->limits.max_jobs) {
             q->depth = ids_count(q, QDIR_QUEUE);
             q->depth_ms = now;
         }
