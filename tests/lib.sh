@@ -389,11 +389,23 @@ res_header() {
         }'
 }
 
-# json_str KEY [JSON]: the string value of the first "KEY" (default RES_BODY).
+# json_str KEY [JSON]: the string value of the top-level "KEY" (default
+# RES_BODY); with no python3, of the first "KEY" in the text.
 json_str() {
     local json=${2-$RES_BODY}
-    printf '%s' "$json" | tr '\n' ' ' |
-        sed -n -E "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"([^\"]*)\".*/\\1/p" | head -n 1
+    if command -v python3 >/dev/null 2>&1; then
+        printf '%s' "$json" | python3 -c '
+import json, sys
+try:
+    v = json.load(sys.stdin).get(sys.argv[1])
+except Exception:
+    sys.exit(0)
+if isinstance(v, str):
+    print(v)' "$1"
+        return
+    fi
+    printf '%s' "$json" | tr '\n' ' ' | grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" |
+        head -n 1 | sed -E 's/.*:[[:space:]]*"([^"]*)"/\1/'
 }
 
 # json_num KEY [JSON]: the numeric value of the first "KEY".
