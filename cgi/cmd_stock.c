@@ -66,6 +66,7 @@ cmd_stock_check(const config_t *cfg, int argc, char **argv)
         fputs(text, stdout);
         free(text);
     }
+    fflush(stdout);   /* before the log lines on stderr that follow */
     rc = EX_OK;
     if (!dry_run) {
         to = stock_recipients(cfg, r, nnew, &why);

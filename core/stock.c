@@ -109,6 +109,20 @@ stock_number(json_object *v, int *set)
     return 0;
 }
 
+/* A name from TOPdesk for the report: control characters (CR, LF, tab)
+ * become spaces, so no name can break a line of the text, HTML or CSV.
+ * Allocated. */
+static char *
+stock_clean(const char *s)
+{
+    char *c = xstrdup(s);
+
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return c;
+}
+
 /* --- the field -------------------------------------------------------- */
 
 static int
@@ -190,9 +204,9 @@ stock_assignment(json_object *item, char **location, char **branch)
         return;
     first = json_object_array_get_idx(locs, 0);
     if (json_object_object_get_ex(first, "location", &o) && stock_str(o, "name"))
-        *location = xstrdup(stock_str(o, "name"));
+        *location = stock_clean(stock_str(o, "name"));
     if (json_object_object_get_ex(first, "branch", &o) && stock_str(o, "name"))
-        *branch = xstrdup(stock_str(o, "name"));
+        *branch = stock_clean(stock_str(o, "name"));
 }
 
 static char *
@@ -236,29 +250,31 @@ stock_on_list(topdesk_t *td, const topdesk_response_t *res, void *arg, char **er
         room = &r->rooms[r->n++];
         memset(room, 0, sizeof *room);
         room->id = xstrdup(id);
-        room->name = xstrdup(stock_str(item, "name") ? stock_str(item, "name") : id);
+        room->name = stock_clean(stock_str(item, "name") ? stock_str(item, "name") : id);
         v = NULL;
         json_object_object_get_ex(item, r->field_id, &v);
         room->minimum = stock_number(v, &room->has_minimum);
         stock_assignment(item, &room->location, &room->branch);
     }
-    /* The first page tells how many there are: ask for the rest at once. */
+    if (res->status == 206 && n == 0) {
+        *errstr = xstrdup("TOPdesk answered 206 (more to come) with an empty page");
+        return TOPDESK_EFAIL;
+    }
+    /* The first page tells how many there are and how many a page holds
+     * (a server may give fewer than asked): ask for the rest at once. */
     if (strstr(res->path, "fetchCount=true") && res->status == 206 &&
         json_object_object_get_ex(res->body, "count", &count)) {
         long long total = json_object_get_int64(count);
-        for (long long start = STOCK_PAGE; start < total; start += STOCK_PAGE) {
+        for (long long start = (long long)n; start < total; start += (long long)n) {
             char *p = stock_list_path(r->field_id, (size_t)start, 0);
             topdesk_submit(td, p, TOPDESK_ACCEPT_ASSETS, stock_on_list, run);
             free(p);
         }
-    } else if (res->status == 206 && !strstr(res->path, "fetchCount=true") && n == 0) {
-        *errstr = xstrdup("TOPdesk answered 206 with an empty page");
-        return TOPDESK_EFAIL;
     } else if (res->status == 206 && strstr(res->path, "fetchCount=true")) {
         /* No count in the answer: walk page by page. */
         const char *ps = strstr(res->path, "pageStart=");
         size_t start = ps ? (size_t)strtoul(ps + 10, NULL, 10) : 0;
-        char *p = stock_list_path(r->field_id, start + STOCK_PAGE, 1);
+        char *p = stock_list_path(r->field_id, start + n, 1);
         topdesk_submit(td, p, TOPDESK_ACCEPT_ASSETS, stock_on_list, run);
         free(p);
     }
@@ -343,9 +359,9 @@ stock_on_bulk(topdesk_t *td, const topdesk_response_t *res, void *arg, char **er
             if (!room->location && json_object_object_get_ex(row, "stock", &st)) {
                 json_object *o;
                 if (json_object_object_get_ex(st, "location", &o) && stock_str(o, "name"))
-                    room->location = xstrdup(stock_str(o, "name"));
+                    room->location = stock_clean(stock_str(o, "name"));
                 if (!room->branch && json_object_object_get_ex(st, "branch", &o) && stock_str(o, "name"))
-                    room->branch = xstrdup(stock_str(o, "name"));
+                    room->branch = stock_clean(stock_str(o, "name"));
             }
         }
         ctx->seen += (long)n;

@@ -1,280 +1,694 @@
 #!/usr/bin/env bash
-# tdhook demo: nginx on 127.0.0.1:8080 in front of `tdhook serve`.
+# tdhook demo: the whole product on one machine, against a simulated
+# organisation.
 #
-#   bash deploy/demo.sh          build, start (again), fire two hooks, show
-#   bash deploy/demo.sh stop     stop the demo
+#   bash deploy/demo.sh          build, start (again), show a stock check and
+#                                a reservation reaching a room calendar
+#   bash deploy/demo.sh stop     stop everything the demo started
 #
-# As root on Debian 12 it installs the packages that are missing.  It builds
-# into build/release, keeps everything else under $TDHOOK_DEMO_DIR (default
-# /tmp/tdhook-demo) and listens on 127.0.0.1:$DEMO_PORT (default 8080).
-# Running it again stops the previous demo first.
+# It starts, all on 127.0.0.1: the fake TOPdesk of tests/fakes with the
+# "demo" data set (a small Dutch organisation), the fake Microsoft Graph
+# (tenant contoso.onmicrosoft.com), an SMTP server that stores each mail as
+# a file, `tdhook serve`, and nginx in front of it on port 8080.  Then it
+# runs `tdhook doctor`, fires the webhooks TOPdesk would send with curl, and
+# prints the digest mail and the room appointment they lead to.  Everything
+# keeps running afterwards, so you can try the curl lines it prints last.
+#
+# Files: $TDHOOK_DEMO_DIR (default /tmp/tdhook-demo).  Port: $DEMO_PORT
+# (default 8080).  As root on Debian 12 it installs the packages that are
+# missing; it builds into build/release.  Running it again stops the
+# previous demo first and starts afresh.
+#
+# For tests: DEMO_SKIP_INSTALL=1 never calls apt-get; DEMO_SKIP_BUILD=1 with
+# TDHOOK=/path/to/tdhook uses that binary instead of building; NGINX names
+# the nginx binary (default /usr/sbin/nginx).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEMO=${TDHOOK_DEMO_DIR:-/tmp/tdhook-demo}
 PORT=${DEMO_PORT:-8080}
-NGINX=${NGINX:-/usr/sbin/nginx}
+# NGINX names the binary; nginx itself must not see that variable (it
+# would take it for a list of inherited sockets).
+NGINX_BIN=${NGINX:-/usr/sbin/nginx}
+export -n NGINX
+PY=/usr/bin/python3
+FAKES=$top/tests/fakes
 BUILD=$top/build/release
-TDHOOK=$BUILD/tdhook
 BASE=http://127.0.0.1:$PORT
+TENANT=contoso.onmicrosoft.com
 PACKAGES="autoconf automake libtool pkg-config make gcc clang libfcgi-dev
 libcurl4-openssl-dev libjson-c-dev libyaml-dev libxml2-dev libcmocka-dev
-nginx-light curl spawn-fcgi python3-aiosmtpd"
+nginx-light curl spawn-fcgi python3-aiosmtpd systemd groff-base time"
+# The processes the demo starts, in the order `stop` stops them.
+SERVICES="nginx tdhook topdesk graph smtp"
+# The real work runs in the demo, never the queue tests' stand-in.
+unset TDHOOK_TEST_JOB
 
 say() { printf '%s\n' "$*"; }
-step() { printf '\n==> %s\n' "$*"; }
+title() { printf '\n==> %s\n' "$*"; }
 die() {
     say "demo: $*" >&2
     exit 1
 }
 
-# alive_as PIDFILE NAME: prints the pid in PIDFILE when that process runs
-# and its name starts with NAME (a stale pid file never kills a stranger).
-alive_as() {
-    local pid comm
-    [ -r "$1" ] || return 1
-    pid=$(head -n 1 "$1" 2>/dev/null | tr -dc '0-9')
-    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    case $comm in "$2"*) say "$pid" ;; *) return 1 ;; esac
+case $DEMO in
+/*) ;;
+*) die "TDHOOK_DEMO_DIR must be an absolute path, not '$DEMO'" ;;
+esac
+case $PORT in
+'' | *[!0-9]*) die "DEMO_PORT must be a port number, not '$PORT'" ;;
+esac
+
+# --- stopping ---------------------------------------------------------------
+
+# demo_pid NAME: prints the pid in $DEMO/pids/NAME.pid when that process
+# still runs and its command line names the demo directory, so a stale pid
+# file never makes the demo kill a stranger.
+demo_pid() {
+    local file=$DEMO/pids/$1.pid pid cmd
+    [ -r "$file" ] || return 1
+    pid=$(tr -dc '0-9' <"$file" 2>/dev/null) || return 1
+    [ -n "$pid" ] && running "$pid" || return 1
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+    [[ $cmd == *"$DEMO/"* ]] || return 1
+    say "$pid"
 }
 
-stop_one() { # stop_one PIDFILE NAME
-    local pid i
-    pid=$(alive_as "$1" "$2") || { rm -f "$1"; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        [ -d "/proc/$pid" ] || break
-        sleep 0.1
+# running PID: true while PID exists and is not a zombie.
+running() {
+    local state
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed -e 's/^.*) //' -e 's/ .*$//' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# children PID: the pids whose parent is PID, one a line (no procps needed).
+children() {
+    local f line fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        read -r -a fields <<<"${line##*) }"
+        if [ "${fields[1]:-}" = "$1" ]; then say "${line%% *}"; fi
     done
-    if [ -d "/proc/$pid" ]; then
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.2
+    return 0
+}
+
+# wait_gone SECONDS PID...: true once none of the PIDs runs.
+wait_gone() {
+    local tenths=$(($1 * 10)) p left
+    shift
+    while :; do
+        left=0
+        for p in "$@"; do
+            if running "$p"; then left=1; fi
+        done
+        [ "$left" -eq 0 ] && return 0
+        [ "$tenths" -gt 0 ] || return 1
+        sleep 0.1
+        tenths=$((tenths - 1))
+    done
+}
+
+# stop_service NAME: SIGTERM (nginx: SIGQUIT, its graceful stop) to the
+# process of NAME.pid, waits for it and for the children it had, SIGKILL
+# after 10 s (tdhook: 40 s, it gives jobs in flight 30 s).
+stop_service() {
+    local name=$1 pid sig=TERM secs=10 kids=() k
+    if ! pid=$(demo_pid "$name"); then
+        rm -f "$DEMO/pids/$name.pid"
+        return 0
     fi
-    say "stopped $2 (pid $pid, ${i}00 ms)"
-    rm -f "$1"
+    [ "$name" = nginx ] && sig=QUIT
+    [ "$name" = tdhook ] && secs=40
+    mapfile -t kids < <(children "$pid")
+    kill -"$sig" "$pid" 2>/dev/null || true
+    if ! wait_gone "$secs" "$pid" "${kids[@]}"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        for k in "${kids[@]}"; do
+            running "$k" && kill -KILL "$k" 2>/dev/null
+        done
+        wait_gone 2 "$pid" "${kids[@]}" || true
+        say "  $name (pid $pid) did not stop in time: killed"
+    else
+        say "  stopped $name (pid $pid)"
+    fi
+    rm -f "$DEMO/pids/$name.pid"
+}
+
+# The demo of release 0.1 kept its pid files at the top of $DEMO.
+adopt_old_pids() {
+    local s
+    for s in nginx tdhook; do
+        if [ -f "$DEMO/$s.pid" ]; then
+            mkdir -p "$DEMO/pids"
+            mv -f "$DEMO/$s.pid" "$DEMO/pids/$s.pid"
+        fi
+    done
 }
 
 stop_demo() {
-    stop_one "$DEMO/nginx.pid" nginx
-    stop_one "$DEMO/tdhook.pid" tdhook
-}
-
-port_taken() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+    local s
+    adopt_old_pids
+    [ -d "$DEMO/pids" ] || return 0
+    for s in $SERVICES; do
+        stop_service "$s"
+    done
 }
 
 if [ "${1:-}" = stop ]; then
+    [ $# -eq 1 ] || die "usage: bash deploy/demo.sh [stop]"
+    say "stopping the tdhook demo in $DEMO"
     stop_demo
-    say "demo stopped (its files stay in $DEMO)"
+    say "demo stopped; its files stay in $DEMO"
     exit 0
 elif [ $# -gt 0 ]; then
     die "usage: bash deploy/demo.sh [stop]"
 fi
 
 # --- packages and build -------------------------------------------------------
+
 install_packages() {
     local missing=() p
+    [ "${DEMO_SKIP_INSTALL:-0}" = 1 ] && return 0
     command -v dpkg-query >/dev/null 2>&1 || return 0
     for p in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$p")
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "missing packages, run as root: apt-get install ${missing[*]}"
-    step "installing ${missing[*]}"
+    [ "$(id -u)" -eq 0 ] ||
+        die "missing packages; as root: apt-get install ${missing[*]}"
+    title "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+        >"$DEMO/apt.log" 2>&1; then
+        tail -n 20 "$DEMO/apt.log"
+        die "apt-get failed (log: $DEMO/apt.log)"
+    fi
+    say "  done"
 }
-install_packages
-command -v curl >/dev/null 2>&1 || die "curl is missing"
-[ -x "$NGINX" ] || die "nginx is missing ($NGINX)"
 
-step "building tdhook into build/release"
-mkdir -p "$BUILD" "$DEMO"
-if [ ! -x "$top/configure" ]; then
-    (cd "$top" && ./autogen.sh) >"$DEMO/build.log" 2>&1 || { cat "$DEMO/build.log"; die "autogen failed"; }
-fi
-if [ ! -f "$BUILD/Makefile" ]; then
-    (cd "$BUILD" && "$top/configure") >"$DEMO/build.log" 2>&1 ||
-        { tail -n 40 "$DEMO/build.log"; die "configure failed"; }
-fi
-(cd "$BUILD" && make -j"$(nproc 2>/dev/null || echo 2)") >"$DEMO/build.log" 2>&1 ||
-    { tail -n 40 "$DEMO/build.log"; die "make failed"; }
-rm -f "$DEMO/build.log"
-say "$("$TDHOOK" --version)"
+# build_step NAME CMD...: runs CMD in build/release quietly, one line.
+build_step() {
+    local name=$1 t0
+    shift
+    t0=$(date +%s)
+    printf '  %-10s ' "$name"
+    if ! (cd "$BUILD" && "$@") >"$DEMO/build-$name.log" 2>&1; then
+        say "FAILED"
+        tail -n 30 "$DEMO/build-$name.log"
+        die "$name failed (log: $DEMO/build-$name.log)"
+    fi
+    say "ok ($(($(date +%s) - t0)) s)"
+}
 
-# --- stop a previous demo, check the port -----------------------------------------
+build() {
+    if [ "${DEMO_SKIP_BUILD:-0}" = 1 ]; then
+        TDHOOK=${TDHOOK:-$BUILD/tdhook}
+        [ -x "$TDHOOK" ] || die "DEMO_SKIP_BUILD=1, but there is no tdhook at $TDHOOK (set TDHOOK)"
+        title "using $TDHOOK ($("$TDHOOK" --version))"
+        return 0
+    fi
+    TDHOOK=$BUILD/tdhook
+    [ -f "$top/config.status" ] &&
+        die "the source tree is configured in place; run 'make distclean' at the top first"
+    title "building tdhook into build/release (logs: $DEMO/build-*.log)"
+    mkdir -p "$BUILD"
+    if [ ! -x "$top/configure" ] || [ "$top/configure.ac" -nt "$top/configure" ]; then
+        build_step autogen "$top/autogen.sh"
+    fi
+    if [ ! -f "$BUILD/Makefile" ]; then
+        build_step configure "$top/configure"
+    fi
+    build_step make make -j"$(nproc 2>/dev/null || echo 2)"
+    say "  $("$TDHOOK" --version)"
+}
+
+# The demo removes what it wrote in $DEMO before each start: never in a
+# directory that holds anything else.
+if [ -d "$DEMO" ] && [ ! -e "$DEMO/.tdhook-demo" ] &&
+    ! grep -qs 'deploy/demo\.sh' "$DEMO/tdhook.yaml" &&
+    [ -n "$(ls -A "$DEMO" 2>/dev/null)" ]; then
+    die "$DEMO is not empty and not a demo directory; choose another TDHOOK_DEMO_DIR"
+fi
 mkdir -p "$DEMO"
-stop_demo
-if port_taken; then
-    say "demo: 127.0.0.1:$PORT is taken by another program:" >&2
-    ss -ltnp "sport = :$PORT" 2>/dev/null >&2 || true
-    die "stop it, or choose another port: DEMO_PORT=$((PORT + 1)) bash deploy/demo.sh"
-fi
+printf 'made by tdhook deploy/demo.sh\n' >"$DEMO/.tdhook-demo"
+install_packages
+command -v curl >/dev/null 2>&1 || die "curl is missing (apt-get install curl)"
+[ -x "$NGINX_BIN" ] || die "nginx is missing at $NGINX_BIN (apt-get install nginx-light)"
+[ -x "$PY" ] || die "$PY is missing (apt-get install python3)"
+"$PY" -c 'import aiosmtpd' 2>/dev/null ||
+    die "the SMTP sink needs aiosmtpd (apt-get install python3-aiosmtpd)"
+build
+t_begin=$(date +%s)
 
-# --- config --------------------------------------------------------------------------
-step "writing the demo config $DEMO/tdhook.yaml"
-umask 077
-mkdir -p "$DEMO/state" "$DEMO/run" "$DEMO/nginx-tmp"
-TOKEN=demo-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$TOKEN" >"$DEMO/token"
+# --- a fresh start ---------------------------------------------------------------
+adopt_old_pids
+for s in $SERVICES; do
+    if demo_pid "$s" >/dev/null; then
+        title "stopping the previous demo"
+        stop_demo
+        break
+    fi
+done
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    say "demo: 127.0.0.1:$PORT is taken by another program:" >&2
+    ss -ltnp "sport = :$PORT" 2>/dev/null | sed 's/^/  /' >&2 || true
+    die "stop it, or pick another port: DEMO_PORT=$((PORT + 1)) bash deploy/demo.sh"
+fi
+# Only what the demo itself writes goes, never the directory as a whole.
+rm -rf "$DEMO/state" "$DEMO/mail" "$DEMO/run" "$DEMO/nginx-tmp" "$DEMO/secrets" \
+    "$DEMO/pids" "$DEMO/logs"
+mkdir -p "$DEMO/state" "$DEMO/mail" "$DEMO/run" "$DEMO/nginx-tmp" "$DEMO/secrets" \
+    "$DEMO/pids" "$DEMO/logs"
+chmod 755 "$DEMO" "$DEMO/run"
+# A demo that fails half-way stops what it started; the logs stay.
+demo_started=0
+on_exit() {
+    local rc=$?
+    if [ "$demo_started" -eq 0 ]; then
+        say "demo: stopping what it started (logs: $DEMO/logs/)" >&2
+        stop_demo >&2
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+chmod 700 "$DEMO/state" "$DEMO/secrets"
+
+# --- the simulated organisation -------------------------------------------------------
+title "starting the simulated organisation: TOPdesk, Microsoft Graph, a mail server"
+
+# start_fake NAME SCRIPT ARGS...: a fake from tests/fakes in the background,
+# in its own session (it outlives this script); prints its port.
+start_fake() {
+    local name=$1 script=$2 pid
+    shift 2
+    setsid "$PY" "$FAKES/$script" --port 0 --port-file "$DEMO/run/$name.port" "$@" \
+        </dev/null >>"$DEMO/logs/$name.log" 2>&1 &
+    echo $! >"$DEMO/pids/$name.pid"
+}
+
+# wait_port NAME: waits for the fake's port file; prints the port.
+wait_port() {
+    for _ in $(seq 1 150); do
+        if [ -s "$DEMO/run/$1.port" ]; then
+            tr -dc '0-9' <"$DEMO/run/$1.port"
+            return 0
+        fi
+        demo_pid "$1" >/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$DEMO/logs/$1.log" >&2
+    die "the fake $1 did not start (log: $DEMO/logs/$1.log)"
+}
+
+rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# The secrets, each in a file only its owner reads: the practice to follow.
+(
+    umask 077
+    printf 'demo-%s\n' "$(rand_hex 16)" >"$DEMO/secrets/tokens"
+    printf 'td-%s\n' "$(rand_hex 12)" >"$DEMO/secrets/topdesk.secret"
+    printf 'graph-%s\n' "$(rand_hex 16)" >"$DEMO/secrets/graph.secret"
+)
+TOKEN=$(head -n 1 "$DEMO/secrets/tokens")
+CLIENT_ID=$(rand_hex 4)-5e7d-4b8e-9a41-$(rand_hex 6)
+
+# The fakes read their secrets from the same files (the command line of a
+# process is visible to every user).
+start_fake topdesk topdesk.py --dataset demo --user tdhook-api \
+    --password "$(cat "$DEMO/secrets/topdesk.secret")"
+start_fake graph graph.py --tenant "$TENANT" --client-id "$CLIENT_ID" \
+    --client-secret "$(cat "$DEMO/secrets/graph.secret")"
+start_fake smtp smtp_sink.py --maildir "$DEMO/mail"
+TD_PORT=$(wait_port topdesk)
+GRAPH_PORT=$(wait_port graph)
+SMTP_PORT=$(wait_port smtp)
+TD=http://127.0.0.1:$TD_PORT
+GRAPH=http://127.0.0.1:$GRAPH_PORT
+say "  fake TOPdesk         $TD  (data set \"demo\", user tdhook-api)"
+say "  fake Microsoft Graph $GRAPH  (tenant $TENANT)"
+say "  SMTP server          127.0.0.1:$SMTP_PORT  (stores each mail in $DEMO/mail)"
+
+# --- config, tdhook, nginx ---------------------------------------------------------------
 cat >"$DEMO/tdhook.yaml" <<EOF
-# tdhook demo configuration (deploy/demo.sh).  TOPdesk, mail and Graph are
-# placeholders: nothing contacts them yet.
+# tdhook configuration of the demo (written by deploy/demo.sh).  The same
+# keys as a real installation: only the URLs point at the simulators.
+# Secrets live in files of mode 600 under $DEMO/secrets.
 state_dir: $DEMO/state
 log: {level: info, format: text}
 hooks:
-  tokens: ["$TOKEN"]
-  max_body: 1MiB
+  tokens_file: $DEMO/secrets/tokens
+admin_mail: [tdhook-admin@contoso.nl]
 topdesk:
-  url: http://127.0.0.1:9
-  username: demo
-  application_password: demo-not-a-secret
+  url: $TD
+  username: tdhook-api
+  application_password_file: $DEMO/secrets/topdesk.secret
 mail:
-  from: tdhook@example.com
+  smtp_url: smtp://127.0.0.1:$SMTP_PORT
+  from: tdhook@contoso.nl
+stock_check:
+  minimum_field: Minimale voorraad
+  to: [inkoop@contoso.nl]
+reservations:
+  exchange: graph
+  room_mapping: {topdesk_field: optionalFields1.text1}
+  match_key: externalLink
+  notify: {requester: true, to: [facilitair@contoso.nl]}
 graph:
-  tenant: example.onmicrosoft.com
-  client_id: 00000000-0000-0000-0000-000000000000
-  client_secret: demo-not-a-secret
-queue:
-  retry_base: 1s
-  runners: 1
+  tenant: $TENANT
+  client_id: $CLIENT_ID
+  client_secret_file: $DEMO/secrets/graph.secret
+  login_url: $GRAPH
+  graph_url: $GRAPH/v1.0
+queue: {runners: 2, retry_base: 1s, retry_max: 10s}
 EOF
-umask 022
-chmod 755 "$DEMO" "$DEMO/run" "$DEMO/nginx-tmp"
-"$TDHOOK" -c "$DEMO/tdhook.yaml" check-config >/dev/null 2>"$DEMO/check-config.err" ||
-    { cat "$DEMO/check-config.err"; die "the demo config is refused"; }
+chmod 600 "$DEMO/tdhook.yaml"
+"$TDHOOK" -c "$DEMO/tdhook.yaml" check-config >"$DEMO/logs/check-config.out" 2>&1 ||
+    { cat "$DEMO/logs/check-config.out"; die "tdhook refuses the demo config"; }
+say "  config               $DEMO/tdhook.yaml  (secrets: $DEMO/secrets/, mode 600)"
 
-# --- tdhook ----------------------------------------------------------------------------
-step "starting tdhook serve (log: $DEMO/tdhook.log)"
-rm -f "$DEMO/run/tdhook.sock"
-setsid "$TDHOOK" -c "$DEMO/tdhook.yaml" serve \
-    --socket "unix:$DEMO/run/tdhook.sock" --workers 2 \
-    </dev/null >>"$DEMO/tdhook.log" 2>&1 &
-echo $! >"$DEMO/tdhook.pid"
+setsid "$TDHOOK" -c "$DEMO/tdhook.yaml" serve --socket "unix:$DEMO/run/tdhook.sock" --workers 2 \
+    </dev/null >>"$DEMO/logs/tdhook.log" 2>&1 &
+echo $! >"$DEMO/pids/tdhook.pid"
 for _ in $(seq 1 100); do
     [ -S "$DEMO/run/tdhook.sock" ] && break
-    alive_as "$DEMO/tdhook.pid" tdhook >/dev/null || { tail -n 20 "$DEMO/tdhook.log"; die "tdhook serve exited"; }
+    demo_pid tdhook >/dev/null || { tail -n 20 "$DEMO/logs/tdhook.log"; die "tdhook serve exited"; }
     sleep 0.1
 done
-[ -S "$DEMO/run/tdhook.sock" ] || die "tdhook made no socket within 10 s"
-say "tdhook serve: pid $(cat "$DEMO/tdhook.pid"), socket $DEMO/run/tdhook.sock"
-ps -o pid=,comm= --ppid "$(cat "$DEMO/tdhook.pid")" | sed 's/^/  child /'
+[ -S "$DEMO/run/tdhook.sock" ] || die "tdhook serve made no socket within 10 s"
+say "  tdhook serve         pid $(cat "$DEMO/pids/tdhook.pid"), socket $DEMO/run/tdhook.sock"
 
-# --- nginx -------------------------------------------------------------------------------
-step "starting nginx on $BASE (log: $DEMO/nginx-error.log)"
+# nginx runs its workers as www-data, as a packaged nginx does; the socket
+# is theirs to use (group www-data, mode 660), as tdhook.socket makes it.
+# When www-data cannot reach the demo directory (a parent of mode 700), the
+# workers run as root instead.
 user_line=
 if [ "$(id -u)" -eq 0 ] && id www-data >/dev/null 2>&1; then
-    user_line="user www-data;"
-    chgrp www-data "$DEMO/run/tdhook.sock"
-    chmod 660 "$DEMO/run/tdhook.sock"
+    if runuser -u www-data -- test -x "$DEMO/run" 2>/dev/null; then
+        user_line="user www-data;"
+        chgrp www-data "$DEMO/run/tdhook.sock"
+        chmod 660 "$DEMO/run/tdhook.sock"
+    else
+        user_line="user root root;"
+    fi
 fi
-cp /etc/nginx/fastcgi_params "$DEMO/fastcgi_params"
+cp /etc/nginx/fastcgi_params "$DEMO/fastcgi_params" || die "no /etc/nginx/fastcgi_params"
 sed "s|unix:/run/tdhook/tdhook.sock|unix:$DEMO/run/tdhook.sock|g" \
-    "$top/deploy/nginx/tdhook.conf" >"$DEMO/tdhook-nginx.conf"
+    "$top/deploy/nginx/tdhook.conf" >"$DEMO/nginx-tdhook.conf"
 cat >"$DEMO/nginx.conf" <<EOF
+# nginx of the tdhook demo (written by deploy/demo.sh): the server block
+# includes deploy/nginx/tdhook.conf with the socket path of the demo.
 $user_line
 worker_processes 1;
-pid $DEMO/nginx.pid;
-error_log $DEMO/nginx-error.log;
+pid $DEMO/pids/nginx.pid;
+error_log $DEMO/logs/nginx-error.log;
 events { worker_connections 64; }
 http {
-    access_log $DEMO/nginx-access.log;
+    access_log $DEMO/logs/nginx-access.log;
     client_body_temp_path $DEMO/nginx-tmp/body;
     fastcgi_temp_path $DEMO/nginx-tmp/fastcgi;
     proxy_temp_path $DEMO/nginx-tmp/proxy;
     uwsgi_temp_path $DEMO/nginx-tmp/uwsgi;
     scgi_temp_path $DEMO/nginx-tmp/scgi;
+    default_type application/octet-stream;
     server {
         listen 127.0.0.1:$PORT;
         server_name localhost;
-        include $DEMO/tdhook-nginx.conf;
+        include $DEMO/nginx-tdhook.conf;
     }
 }
 EOF
-"$NGINX" -p "$DEMO/" -e "$DEMO/nginx-error.log" -c "$DEMO/nginx.conf" ||
-    { tail -n 20 "$DEMO/nginx-error.log"; die "nginx did not start"; }
+if ! "$NGINX_BIN" -p "$DEMO/" -e "$DEMO/logs/nginx-error.log" -c "$DEMO/nginx.conf" \
+    >"$DEMO/logs/nginx-start.log" 2>&1; then
+    cat "$DEMO/logs/nginx-start.log"
+    tail -n 20 "$DEMO/logs/nginx-error.log" 2>/dev/null
+    die "nginx did not start"
+fi
 for _ in $(seq 1 50); do
     curl -s -o /dev/null --max-time 1 "$BASE/healthz" && break
     sleep 0.1
 done
+health=$(curl -s --max-time 5 "$BASE/healthz" || true)
+[ "$health" = ok ] || die "GET $BASE/healthz answers '$health' (logs: $DEMO/logs/)"
+say "  nginx                $BASE  (GET /healthz: $health)"
 
-# --- fire the hooks --------------------------------------------------------------------------
-# show CURL-ARGS...: prints the curl line, runs it, prints the answer.
-show() {
-    local shown=() a
-    for a in "$@"; do
-        a=${a//$TOKEN/\$TOKEN}
-        case $a in *" "* | *'"'* | *'{'*) shown+=("'$a'") ;; *) shown+=("$a") ;; esac
-    done
-    say "\$ curl ${shown[*]}"
-    curl -sS --max-time 10 -w '  [HTTP %{http_code}]\n' "$@" || true
-}
-auth=(-H "Authorization: Bearer $TOKEN")
-json=(-H 'Content-Type: application/json')
+# --- helpers for the show ------------------------------------------------------------------
 
-step "a hook without the token is refused"
-show -X POST "${json[@]}" -d '{}' "$BASE/hooks/stock-check"
+# The Python half of the demo: reads the fakes' control endpoints and the
+# stored mails.  Standard library only.
+HELPER=$(
+    cat <<'PYEOF'
+import email, email.policy, json, sys, urllib.request
+from datetime import datetime, timedelta, timezone
 
-step "POST /hooks/stock-check (what TOPdesk's scheduled action sends)"
-out=$(curl -sS --max-time 10 "${auth[@]}" "${json[@]}" -d '{"dry_run": true}' "$BASE/hooks/stock-check")
-say "\$ curl -H 'Authorization: Bearer \$TOKEN' -H 'Content-Type: application/json' -d '{\"dry_run\": true}' $BASE/hooks/stock-check"
-say "$out"
-stock_job=$(printf '%s' "$out" | sed -n -E 's/.*"job"[[:space:]]*:[[:space:]]*"([^"]+)".*/\1/p')
+PROP = "TopdeskReservationId"
 
-step "POST /hooks/reservation (what the reservation action sends), with an Idempotency-Key"
-key=demo-$(date +%s)
-for _ in 1 2; do
-    out=$(curl -sS --max-time 10 "${auth[@]}" "${json[@]}" -H "Idempotency-Key: $key" \
-        -d '{"number": "R 2406 012", "event": "created"}' "$BASE/hooks/reservation")
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read().decode("utf-8"))
+
+
+def when(s):
+    return datetime.strptime(s[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+
+
+def short(x):
+    return x if len(x) <= 40 else "%s...%s (%d characters)" % (x[:16], x[-12:], len(x))
+
+
+def hm(d):
+    return d.strftime("%a %d %b %Y %H:%M")
+
+
+def event_of(graph, resid):
+    for mailbox, events in get(graph + "/__fake/events").items():
+        for ev in events:
+            for p in ev.get("singleValueExtendedProperties") or []:
+                if (p.get("id") or "").endswith("Name " + PROP) and p.get("value") == resid:
+                    return mailbox, ev, p
+    return None, None, None
+
+
+def main(cmd, a):
+    if cmd == "mail":                      # mail FILE.eml: the mail, readably
+        with open(a[0], "rb") as f:
+            msg = email.message_from_bytes(f.read(), policy=email.policy.default)
+        for h in ("Subject", "From", "To", "Date"):
+            print("  %-8s %s" % (h + ":", msg[h]))
+        text = msg.get_body(("plain",))
+        if text is not None:
+            print("  ---- text part " + "-" * 56)
+            for line in text.get_content().rstrip().splitlines():
+                print("  | " + line)
+            print("  " + "-" * 72)
+        for part in msg.iter_attachments():
+            data = part.get_payload(decode=True) or b""
+            print("  attachment: %s (%s, %d bytes, %d lines)" % (
+                part.get_filename(), part.get_content_type(), len(data),
+                len(data.splitlines())))
+    elif cmd == "pick":                    # pick TOPDESK: an upcoming booking to sync
+        data = get(a[0] + "/__fake/data")
+        mapped = {l["id"]: (l.get("optionalFields1") or {}).get("text1")
+                  for l in data.get("locations", [])}
+        now = datetime.now(timezone.utc)
+        best = None
+        for r in get(a[0] + "/__fake/reservations")["reservations"]:
+            rooms = [f["location"] for f in r["reservedFacilities"] if f.get("location")]
+            if (r["status"] != "planned" or r["archived"] or len(rooms) != 1
+                    or not mapped.get(rooms[0]["id"])
+                    or not (r.get("requester") or {}).get("email")
+                    or when(r["plannedStartDate"]) <= now):
+                continue
+            if best is None or r["plannedStartDate"] < best[0]["plannedStartDate"]:
+                best = (r, rooms[0])
+        if best is None:
+            return 1
+        r, room = best
+        print("\t".join([r["id"], r["number"], r["briefDescription"], room["name"],
+                         hm(when(r["plannedStartDate"])),
+                         when(r["plannedEndDate"]).strftime("%H:%M"),
+                         r["requester"]["name"]]))
+    elif cmd == "event":                   # event GRAPH RESID: the appointment
+        mailbox, ev, p = event_of(a[0], a[1])
+        if ev is None:
+            print("  (no appointment carries %s %s)" % (PROP, a[1]))
+            return 1
+        print("  mailbox   %s" % mailbox)
+        print("  subject   %s" % ev.get("subject"))
+        print("  start     %s %s" % (ev["start"]["dateTime"][:16].replace("T", " "),
+                                     ev["start"]["timeZone"]))
+        print("  end       %s %s" % (ev["end"]["dateTime"][:16].replace("T", " "),
+                                     ev["end"]["timeZone"]))
+        print("  %s  %s" % (PROP, p["value"]))
+        print("  event id  %s" % short(ev["id"]))
+    elif cmd == "event-id":                # event-id GRAPH RESID
+        _, ev, _ = event_of(a[0], a[1])
+        print(ev["id"] if ev else "")
+    elif cmd == "key":                     # key TOPDESK RESID: the stored match key
+        r = get(a[0] + "/__fake/reservations/" + a[1])
+        links = r.get("externalLinks") or []
+        if not links:
+            print("  (no match key on the reservation)")
+        for l in links:
+            print("  externalLink %s, type %s, written %s" % (short(l["id"]), l["type"], l["date"]))
+    elif cmd == "move":                    # move TOPDESK RESID MINUTES: PATCH the times
+        r = get(a[0] + "/__fake/reservations/" + a[1])
+        d = timedelta(minutes=int(a[2]))
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        start = when(r["plannedStartDate"]) + d
+        end = when(r["plannedEndDate"]) + d
+        body = json.dumps({"plannedStartDate": start.strftime(fmt),
+                           "plannedEndDate": end.strftime(fmt)}).encode()
+        req = urllib.request.Request(a[0] + "/__fake/reservations/" + a[1], data=body,
+                                     method="PATCH",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+        print("%s-%s" % (hm(start), end.strftime("%H:%M")))
+    elif cmd == "job":                     # job JSON: one line about a job
+        j = json.loads(a[0])
+        res = j.get("result") or {}
+        bits = ["%s job %s: %s after %s attempt(s)" % (j.get("kind"), j.get("job"),
+                                                     j.get("status"), j.get("attempts"))]
+        if j.get("kind") == "stock-check" and "stock_rooms" in res:
+            bits.append("%s stock rooms, %s under their minimum, %s without one" % (
+                res["stock_rooms"], res.get("short"), res.get("without_minimum")))
+        elif j.get("kind") == "reservation":
+            for room in res.get("rooms") or []:
+                bits.append("%s: %s" % (room.get("room"), room.get("action")))
+        if j.get("error"):
+            bits.append("error: " + j["error"])
+        print("  " + "; ".join(bits))
+    return 0
+
+
+sys.exit(main(sys.argv[1], sys.argv[2:]))
+PYEOF
+)
+helper() { "$PY" -c "$HELPER" "$@"; }
+
+# hook PATH BODY: POSTs like a TOPdesk automated action; shows the curl line
+# (with $TOKEN for the token) and the answer; sets JOB.
+hook() {
+    local out
+    say "\$ curl -sS -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: application/json' \\"
+    say "       -d '$2' $BASE$1"
+    out=$(curl -sS --max-time 10 -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' -d "$2" "$BASE$1") || die "POST $1 failed"
     say "$out"
+    JOB=$(printf '%s' "$out" | sed -n -E 's/.*"job"[[:space:]]*:[[:space:]]*"([^"]+)".*/\1/p')
+    [ -n "$JOB" ] || die "POST $1 queued no job"
+}
+
+# wait_job ID: polls GET /jobs/ID until the job is done or dead (30 s);
+# prints a line about it.  False unless done.
+wait_job() {
+    local body status
+    for _ in $(seq 1 150); do
+        body=$(curl -sS --max-time 5 -H "Authorization: Bearer $TOKEN" "$BASE/jobs/$1") || body=
+        # The first "status": the job's own, before its result.
+        status=
+        if [[ $body =~ \"status\"[[:space:]]*:[[:space:]]*\"([a-z]+)\" ]]; then
+            status=${BASH_REMATCH[1]}
+        fi
+        case $status in done | dead) break ;; esac
+        sleep 0.2
+    done
+    helper job "$body" || say "  $body"
+    [ "$status" = "done" ]
+}
+
+# new_mail_to ADDR: the first .eml in the mail directory whose envelope
+# names ADDR (the sink writes the .json before the .eml).
+new_mail_to() {
+    local f
+    for f in "$DEMO"/mail/*.eml; do
+        [ -e "$f" ] || continue
+        if grep -qF "\"$1\"" "${f%.eml}.json" 2>/dev/null; then
+            say "$f"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# --- doctor -------------------------------------------------------------------------------------
+title "tdhook doctor --no-mail: is TOPdesk prepared, is Exchange reachable?"
+"$TDHOOK" -c "$DEMO/tdhook.yaml" doctor --no-mail 2>>"$DEMO/logs/doctor.log" | sed 's/^./  &/' ||
+    say "  (doctor found a FAIL above)"
+say "  The WARNs are in the demo data on purpose: Kees van Dijk has no e-mail"
+say "  address, the stock room \"Muizen en toetsenborden\" has no minimum, and the"
+say "  room Stilteruimte 2.14 has no mailbox."
+
+# --- stock check ------------------------------------------------------------------------------
+title "1. Stock check: what TOPdesk's scheduled automated action sends"
+hook /hooks/stock-check '{}'
+wait_job "$JOB" || die "the stock check did not finish (log: $DEMO/logs/tdhook.log)"
+mail=
+for _ in $(seq 1 150); do
+    mail=$(new_mail_to inkoop@contoso.nl) && break
+    sleep 0.2
 done
-say "(sent twice with the same key: one job)"
-res_job=$(printf '%s' "$out" | sed -n -E 's/.*"job"[[:space:]]*:[[:space:]]*"([^"]+)".*/\1/p')
+[ -n "$mail" ] || die "no digest mail arrived within 30 s (log: $DEMO/logs/tdhook.log)"
+say "  The digest mail, as the SMTP server received it: $mail"
+helper mail "$mail"
 
-step "the job states at GET /jobs/<id>"
-sleep 1
-for id in $stock_job $res_job; do
-    show "${auth[@]}" "$BASE/jobs/$id"
-done
+# --- reservation --------------------------------------------------------------------------------
+title "2. A room reservation reaches the room calendar in Exchange"
+pick=$(helper pick "$TD") || die "the demo data has no upcoming reservation in a mapped room"
+IFS=$'\t' read -r RES_ID RES_NUMBER RES_WHAT RES_ROOM RES_START RES_END RES_BY <<<"$pick"
+say "  TOPdesk reservation $RES_NUMBER \"$RES_WHAT\" by $RES_BY:"
+say "  $RES_ROOM, $RES_START-$RES_END UTC (id $RES_ID)"
+hook /hooks/reservation "{\"id\": \"$RES_ID\"}"
+wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
+say "  The appointment in the room's calendar (fake Graph, GET /__fake/events):"
+helper event "$GRAPH" "$RES_ID" || die "no appointment was made"
+say "  The match key tdhook wrote back on the reservation (the event id):"
+helper key "$TD" "$RES_ID"
+EVENT_ID=$(helper event-id "$GRAPH" "$RES_ID")
 
-step "tdhook queue list"
-"$TDHOOK" -c "$DEMO/tdhook.yaml" queue list 2>&1 | head -n 20
+title "3. The reservation moves in TOPdesk; the appointment follows"
+moved=$(helper move "$TD" "$RES_ID" 90) || die "could not change the reservation in the fake TOPdesk"
+say "  In TOPdesk, $RES_NUMBER now runs $moved UTC (PATCH $TD/__fake/reservations/{id})."
+say "  TOPdesk's \"reservation changed\" action sends the same hook again:"
+hook /hooks/reservation "{\"id\": \"$RES_ID\"}"
+wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
+say "  The appointment now:"
+helper event "$GRAPH" "$RES_ID" || die "the appointment is gone"
+if [ "$(helper event-id "$GRAPH" "$RES_ID")" = "$EVENT_ID" ]; then
+    say "  The same appointment (same event id), moved: no duplicate."
+else
+    say "  NOTE: the event id changed (was $EVENT_ID)"
+fi
 
-step "GET /healthz"
-show "$BASE/healthz"
+demo_started=1
 
-step "a few lines of GET /metrics"
-curl -sS --max-time 10 "$BASE/metrics" |
-    grep -E '^tdhook_(http_requests_total|jobs_total|queue_depth|dead_letters)' |
-    grep -vE '^tdhook_[a-z_]+_total\{.*\} 0$' | head -n 14
-
+# --- what next ----------------------------------------------------------------------------------
+title "The demo keeps running (shown in $(($(date +%s) - t_begin)) s). Try next:"
 cat <<EOF
+  TOKEN=\$(head -n 1 $DEMO/secrets/tokens)
+  curl -sS -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"dry_run": true}' $BASE/hooks/stock-check
+  curl -sS -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"number": "$RES_NUMBER"}' $BASE/hooks/reservation
+  curl -sS -u "topdesk:\$TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"days": 14}' $BASE/hooks/reconcile
+  curl -sS -H "Authorization: Bearer \$TOKEN" $BASE/jobs/$JOB
+  curl -sS $BASE/healthz
+  curl -sS $BASE/metrics | grep '^tdhook_jobs_total'
+  $TDHOOK -c $DEMO/tdhook.yaml queue list
+  $TDHOOK -c $DEMO/tdhook.yaml reconcile --dry-run
 
-==> the demo runs
-    nginx $BASE  ->  tdhook serve (pid $(cat "$DEMO/tdhook.pid"))  ->  queue in $DEMO/state
+  Change the simulated TOPdesk with its control endpoints, e.g. cancel:
+  curl -sS -X PATCH -d '{"status": "cancelled"}' $TD/__fake/reservations/$RES_ID
+  (and fire the reservation hook again: the appointment goes).
 
-Until the next releases a job only records what it received: the stock
-digest (TOPdesk stock rooms under their minimum, mailed) and the booking of
-TOPdesk reservations in Exchange room calendars come with them, and this
-demo will grow with them.  What works now: the FastCGI front behind nginx,
-token auth, the input checks, the durable queue with retries and dead
-letters, /healthz and /metrics.
-
-Try next:
-    TOKEN=\$(cat $DEMO/token)
-    curl -i -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
-         -d '{"id": "0b1c2d3e-0000-0000-0000-000000000001"}' $BASE/hooks/reservation
-    curl -i -u "topdesk:\$TOKEN" -H 'Content-Type: application/json' -d '{}' $BASE/tdhook/hooks/reconcile
-    curl -i -H "Authorization: Bearer \$TOKEN" $BASE/jobs/$res_job
-    curl -i -H 'Content-Type: application/json' -d '{' -H "Authorization: Bearer \$TOKEN" $BASE/hooks/stock-check
-    curl -s $BASE/metrics
-    $TDHOOK -c $DEMO/tdhook.yaml queue list
-    $TDHOOK -c $DEMO/tdhook.yaml check-config
-    tail -f $DEMO/tdhook.log
-
-Stop it with:
-    bash deploy/demo.sh stop
+  logs     $DEMO/logs/  (tdhook.log, nginx-*.log, topdesk.log, graph.log, smtp.log)
+  mails    $DEMO/mail/  (NNNN.eml as received, NNNN.json with the envelope)
+  config   $DEMO/tdhook.yaml, secrets in $DEMO/secrets/
+  stop     bash deploy/demo.sh stop
 EOF

@@ -389,19 +389,34 @@ res_header() {
         }'
 }
 
-# json_str KEY [JSON]: the string value of the top-level "KEY" (default
-# RES_BODY); with no python3, of the first "KEY" in the text.
+# json_str KEY [JSON]: the string value of the first "KEY" in document
+# order (default RES_BODY): a job's own "status" comes before the one in its
+# result, an error's "code" is found inside "error".
 json_str() {
     local json=${2-$RES_BODY}
     if command -v python3 >/dev/null 2>&1; then
         printf '%s' "$json" | python3 -c '
 import json, sys
+def first(v, k):
+    if isinstance(v, dict):
+        for name, x in v.items():
+            if name == k and isinstance(x, str):
+                return x
+            r = first(x, k)
+            if r is not None:
+                return r
+    elif isinstance(v, list):
+        for x in v:
+            r = first(x, k)
+            if r is not None:
+                return r
+    return None
 try:
-    v = json.load(sys.stdin).get(sys.argv[1])
+    r = first(json.load(sys.stdin), sys.argv[1])
 except Exception:
-    sys.exit(0)
-if isinstance(v, str):
-    print(v)' "$1"
+    r = None
+if r is not None:
+    print(r)' "$1"
         return
     fi
     printf '%s' "$json" | tr '\n' ' ' | grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" |
