@@ -11,7 +11,8 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 need_cmd pgrep
 t_setup nginx
 write_config "queue: {runners: 1, retry_base: 100ms, retry_max: 200ms}"
-TDHOOK_TEST_JOB=sleep=3000 start_tdhook
+# Slow enough that a loaded machine still sees the job running when it kills.
+TDHOOK_TEST_JOB=sleep=8000 start_tdhook
 # From here on a job completes at once ("echo": it records what it got).
 export TDHOOK_TEST_JOB=echo
 start_nginx
