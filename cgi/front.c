@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cgi/front.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/random.h"
 #include "core/xalloc.h"
 
 static const char *
@@ -50,12 +50,7 @@ front_request_id(const char *given, char *out, size_t size)
             return;
         }
     }
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        for (size_t i = 0; i < sizeof r; i++)
-            r[i] = (unsigned char)((ts.tv_nsec >> (i * 3)) ^ getpid() >> i);
-    }
+    random_bytes(r, sizeof r);
     for (size_t i = 0; i < sizeof r && 2 * i + 2 < size; i++)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
 }

@@ -585,16 +585,41 @@ parse_count(const char *s, unsigned long long *v, const char **rest)
     return 0;
 }
 
+typedef struct {
+    const char *unit;
+    unsigned long long mult;
+} unit_t;
+
+/* A count with a unit (as parse_count() reads it) times the unit's
+ * multiplier, from units (n of them), into *out.  -1 on garbage, an unknown
+ * unit or a product over max; *out is untouched then. */
+static int
+parse_scaled(const char *s, const unit_t *units, size_t n, unsigned long long max,
+             unsigned long long *out)
+{
+    unsigned long long v;
+    const char *unit;
+
+    if (!s || parse_count(s, &v, &unit) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(unit, units[i].unit) != 0)
+            continue;
+        if (v > max / units[i].mult)
+            return -1;
+        *out = v * units[i].mult;
+        return 0;
+    }
+    return -1;
+}
+
 /* Sizes: digits, an optional blank, then no unit or B, KB, MB, GB (1000),
  * K, KiB, M, MiB, G, GiB (1024).  -1 on garbage, a sign or overflow; *out
  * is untouched then. */
 int
 config_parse_size(const char *s, size_t *out)
 {
-    static const struct {
-        const char *unit;
-        unsigned long long mult;
-    } units[] = {
+    static const unit_t units[] = {
         {"", 1}, {"B", 1},
         {"KB", 1000ULL}, {"MB", 1000ULL * 1000}, {"GB", 1000ULL * 1000 * 1000},
         {"K", 1ULL << 10}, {"KiB", 1ULL << 10},
@@ -602,19 +627,11 @@ config_parse_size(const char *s, size_t *out)
         {"G", 1ULL << 30}, {"GiB", 1ULL << 30},
     };
     unsigned long long v;
-    const char *unit;
 
-    if (!s || parse_count(s, &v, &unit) < 0)
+    if (parse_scaled(s, units, sizeof units / sizeof *units, SIZE_MAX, &v) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(unit, units[i].unit) != 0)
-            continue;
-        if (v > SIZE_MAX / units[i].mult)
-            return -1;
-        *out = (size_t)(v * units[i].mult);
-        return 0;
-    }
-    return -1;
+    *out = (size_t)v;
+    return 0;
 }
 
 /* Durations: digits, an optional blank, then ms, s, m, h, d, or nothing for
@@ -623,27 +640,16 @@ config_parse_size(const char *s, size_t *out)
 int
 config_parse_duration(const char *s, long *out_ms)
 {
-    static const struct {
-        const char *unit;
-        unsigned long long mult;
-    } units[] = {
+    static const unit_t units[] = {
         {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60ULL * 1000},
         {"h", 3600ULL * 1000}, {"d", 86400ULL * 1000},
     };
     unsigned long long v;
-    const char *unit;
 
-    if (!s || parse_count(s, &v, &unit) < 0)
+    if (parse_scaled(s, units, sizeof units / sizeof *units, LONG_MAX, &v) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(unit, units[i].unit) != 0)
-            continue;
-        if (v > (unsigned long long)LONG_MAX / units[i].mult)
-            return -1;
-        *out_ms = (long)(v * units[i].mult);
-        return 0;
-    }
-    return -1;
+    *out_ms = (long)v;
+    return 0;
 }
 
 /* ---- secrets from files ------------------------------------------------- */
@@ -657,6 +663,45 @@ wipe(void *p, size_t n)
 
     while (n--)
         *v++ = 0;
+}
+
+/* Reads the open file fd, which holds secrets (st is its fstat()): warns
+ * when group or others may read path, then reads to the end but at most
+ * max + 1 bytes, so that the caller can tell a file over max.  0 with *data
+ * (allocated, NUL-terminated; wipe() *len bytes before free()) and *len;
+ * -1 with errno set on a read error. */
+static int
+read_private(int fd, const struct stat *st, const char *path, const char *what, size_t max,
+             char **data, size_t *len)
+{
+    char *d = xmalloc(max + 2);
+    size_t n = 0;
+    int err;
+
+    if (st->st_mode & 044)
+        log_warn("%s is readable by others; chmod 600 it, it holds %s", path, what);
+    for (;;) {
+        ssize_t r = read(fd, d + n, max + 1 - n);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            err = errno;
+            wipe(d, n);
+            free(d);
+            errno = err;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > max)
+            break;
+    }
+    d[n] = '\0';
+    *data = d;
+    *len = n;
+    return 0;
 }
 
 /* Reads a small regular file (a secret) into an allocated, NUL-terminated
@@ -686,28 +731,14 @@ read_secret_file(ctx_t *c, const char *path, unsigned line, const char *key)
         ctx_fail(c, line, key, "%s is larger than 64 KiB", path);
         goto out;
     }
-    if (st.st_mode & 044)
-        log_warn("%s is readable by others; chmod 600 it, it holds a secret",
-                 path);
-    data = xmalloc(SECRET_FILE_MAX + 2);
-    for (;;) {
-        ssize_t r = read(fd, data + len, SECRET_FILE_MAX + 1 - len);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            ctx_fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > SECRET_FILE_MAX) {
-            ctx_fail(c, line, key, "%s is larger than 64 KiB", path);
-            goto fail;
-        }
+    if (read_private(fd, &st, path, "a secret", SECRET_FILE_MAX, &data, &len) != 0) {
+        ctx_fail(c, line, key, "cannot read %s: %s", path, strerror(errno));
+        goto out;
     }
-    data[len] = '\0';
+    if (len > SECRET_FILE_MAX) {
+        ctx_fail(c, line, key, "%s is larger than 64 KiB", path);
+        goto fail;
+    }
     if (strlen(data) != len) {
         ctx_fail(c, line, key, "%s contains a NUL byte", path);
         goto fail;
@@ -730,26 +761,33 @@ path_join(const char *prefix, const char *name)
     return prefix ? xasprintf("%s.%s", prefix, name) : xstrdup(name);
 }
 
-static const node_t *
-map_get(const node_t *map, const char *key)
+/* The slot of key's key node in map->kids (its value follows), or NULL when
+ * map is NULL or has no such key. */
+static node_t *const *
+map_find(const node_t *map, const char *key)
 {
     if (!map)
         return NULL;
     for (size_t i = 0; i + 1 < map->n; i += 2)
         if (strcmp(map->kids[i]->str, key) == 0)
-            return map->kids[i + 1];
+            return &map->kids[i];
     return NULL;
+}
+
+static const node_t *
+map_get(const node_t *map, const char *key)
+{
+    node_t *const *k = map_find(map, key);
+
+    return k ? k[1] : NULL;
 }
 
 static const node_t *
 map_get_key(const node_t *map, const char *key)
 {
-    if (!map)
-        return NULL;
-    for (size_t i = 0; i + 1 < map->n; i += 2)
-        if (strcmp(map->kids[i]->str, key) == 0)
-            return map->kids[i];
-    return NULL;
+    node_t *const *k = map_find(map, key);
+
+    return k ? k[0] : NULL;
 }
 
 static int
@@ -1425,26 +1463,11 @@ config_load(const char *path, config_t **out, char **errstr)
         close(fd);
         return CONFIG_ENOENT;
     }
-    if (st.st_mode & 044)
-        log_warn("%s is readable by others; chmod 600 it, it holds secrets",
-                 path);
-    data = xmalloc(CONFIG_FILE_MAX + 2);
-    for (;;) {
-        ssize_t r = read(fd, data + len, CONFIG_FILE_MAX + 1 - len);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            if (errstr)
-                *errstr = xasprintf("%s: %s", path, strerror(errno));
-            rc = CONFIG_ENOENT;
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > CONFIG_FILE_MAX)
-            break;
+    if (read_private(fd, &st, path, "secrets", CONFIG_FILE_MAX, &data, &len) != 0) {
+        if (errstr)
+            *errstr = xasprintf("%s: %s", path, strerror(errno));
+        rc = CONFIG_ENOENT;
+        goto out;
     }
     rc = config_load_buffer(path, data, len, out, errstr);
 out:

@@ -32,6 +32,7 @@
 
 #include "core/buf.h"
 #include "core/exchange.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -70,7 +71,7 @@ typedef struct {
     long status;             /* 0 when there was no answer */
     buf_t body;
     int toobig;
-    char retry_after[64];
+    char retry_after[HTTP_VALUE_SIZE];
     char curl_err[CURL_ERROR_SIZE];
 } graph_resp_t;
 
@@ -214,40 +215,6 @@ graph_json_str(json_object *o, const char *key)
     return json_object_get_string(v);
 }
 
-/* Retry-After as milliseconds: seconds (fractions allowed, as Graph sends
- * "2.128") or an HTTP-date; -1 when absent or unreadable. */
-static long
-graph_parse_retry_after(const char *v)
-{
-    char *end;
-    double secs;
-    time_t when;
-
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (!*v)
-        return -1;
-    if (*v >= '0' && *v <= '9') {
-        errno = 0;
-        secs = strtod(v, &end);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (errno || *end || !(secs >= 0))
-            return -1;
-        if (secs > 86400)
-            secs = 86400;
-        return (long)(secs * 1000.0 + 0.999);
-    }
-    when = curl_getdate(v, NULL);
-    if (when == (time_t)-1)
-        return -1;
-    if (when <= time(NULL))
-        return 0;
-    if (when - time(NULL) > 86400)
-        return 86400000L;
-    return (long)(when - time(NULL)) * 1000;
-}
-
 /* --- one transfer -------------------------------------------------------- */
 
 static size_t
@@ -260,28 +227,6 @@ graph_on_body(char *p, size_t size, size_t n, void *userdata)
         return 0;
     }
     return size * n;
-}
-
-static size_t
-graph_on_header(char *p, size_t size, size_t n, void *userdata)
-{
-    static const char name[] = "Retry-After:";
-    graph_resp_t *r = userdata;
-    size_t len = size * n, vlen;
-
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        r->retry_after[0] = '\0';  /* a new response (after 100 Continue) */
-    } else if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        p += sizeof name - 1;
-        vlen = len - (sizeof name - 1);
-        while (vlen && (p[vlen - 1] == '\r' || p[vlen - 1] == '\n' || p[vlen - 1] == ' '))
-            vlen--;
-        if (vlen >= sizeof r->retry_after)
-            vlen = sizeof r->retry_after - 1;
-        memcpy(r->retry_after, p, vlen);
-        r->retry_after[vlen] = '\0';
-    }
-    return len;
 }
 
 /* One HTTP request on g's handle; the outcome in r (initialised here). */
@@ -304,8 +249,8 @@ graph_perform(graph_t *g, const char *method, const char *url, struct curl_slist
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, graph_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, graph_on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_keep_retry_after);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r->retry_after);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -713,7 +658,7 @@ graph_call(graph_t *g, const char *method, const char *url, const char *shown, c
             continue;
         }
         if (graph_retryable(r.status, res->code)) {
-            hint = graph_parse_retry_after(r.retry_after);
+            hint = http_retry_after_ms(r.retry_after);
             goto retry;
         }
         rc = graph_classify(r.status, res->code, item > 0);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include "core/log.h"
 #include "core/mail.h"
 #include "core/metrics.h"
+#include "core/random.h"
 #include "core/xalloc.h"
 
 /* Building never reads from outside, so the cap only guards against size_t
@@ -46,45 +46,13 @@ static const char hex_upper[] = "0123456789ABCDEF";
 /* ---- small helpers ------------------------------------------------------ */
 
 static void
-mail_random(unsigned char *p, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = getrandom(p + got, n - got, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)r;
-    }
-    if (got < n) {
-        /* No kernel randomness: boundaries are still checked against the
-         * content, and Message-IDs only need to be unlikely to repeat. */
-        struct timespec ts;
-        unsigned long long x;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20) ^
-            ((unsigned long long)getpid() << 40);
-        for (; got < n; got++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            p[got] = (unsigned char)x;
-        }
-    }
-}
-
-static void
 mail_random_hex(char *out, size_t nbytes)
 {
     unsigned char raw[32];
 
     if (nbytes > sizeof raw)
         nbytes = sizeof raw;
-    mail_random(raw, nbytes);
+    random_bytes(raw, nbytes);
     for (size_t i = 0; i < nbytes; i++) {
         out[2 * i] = "0123456789abcdef"[raw[i] >> 4];
         out[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -29,6 +28,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/queue.h"
+#include "core/random.h"
 #include "core/xalloc.h"
 
 #define JOB_ID_LEN 24
@@ -86,54 +86,12 @@ mtime_ms(const struct stat *st)
     return (long long)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
 }
 
-static void
-random_fill(void *p, size_t n)
-{
-    unsigned char *c = p;
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = getrandom(c + got, n - got, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)r;
-    }
-    if (got < n) {
-        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-        while (fd >= 0 && got < n) {
-            ssize_t r = read(fd, c + got, n - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (fd >= 0)
-            close(fd);
-    }
-    if (got < n) {
-        /* No entropy source at all: ids must still differ between
-         * processes, jitter needs no secrecy. */
-        static unsigned long long x;
-        x ^= (unsigned long long)now_ms() * 0x9e3779b97f4a7c15ULL ^ (unsigned long long)getpid();
-        for (; got < n; got++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c[got] = (unsigned char)x;
-        }
-    }
-}
-
 static unsigned long long
 random_u64(void)
 {
     unsigned long long v;
 
-    random_fill(&v, sizeof v);
+    random_bytes(&v, sizeof v);
     return v;
 }
 

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "core/buf.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/topdesk.h"
@@ -48,7 +49,7 @@ typedef struct td_req {
     int toobig;                 /* the body went over TD_MAX_BODY */
     int attempts;               /* transfers started so far */
     long retry_after_ms;        /* the last Retry-After seen, -1 when none */
-    char retry_after[64];       /* the Retry-After header of this attempt */
+    char retry_after[HTTP_VALUE_SIZE];  /* this attempt's Retry-After */
     long long due_ms;           /* when a delayed request may start again */
     char curl_err[CURL_ERROR_SIZE];
 } td_req_t;
@@ -367,41 +368,6 @@ td_message(const td_req_t *r, const char *what, const char *detail)
     return msg;
 }
 
-/* Retry-After as milliseconds (seconds or an HTTP-date), -1 when absent or
- * unreadable. */
-static long
-td_parse_retry_after(const char *v)
-{
-    char *end;
-    long long secs;
-    time_t when;
-
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (!*v)
-        return -1;
-    if (*v >= '0' && *v <= '9') {
-        errno = 0;
-        secs = strtoll(v, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-            end++;
-        if (errno || *end)
-            return -1;
-        if (secs > 86400)
-            secs = 86400;
-        return (long)(secs * 1000);
-    }
-    when = curl_getdate(v, NULL);
-    if (when == (time_t)-1)
-        return -1;
-    secs = (long long)(when - time(NULL));
-    if (secs < 0)
-        secs = 0;
-    if (secs > 86400)
-        secs = 86400;
-    return (long)(secs * 1000);
-}
-
 /* --- curl callbacks ------------------------------------------------------ */
 
 static size_t
@@ -413,29 +379,6 @@ td_on_body(char *p, size_t size, size_t n, void *userdata)
     if (buf_append(&r->body, p, len) != BUF_OK) {
         r->toobig = 1;
         return 0;
-    }
-    return len;
-}
-
-static size_t
-td_on_header(char *p, size_t size, size_t n, void *userdata)
-{
-    td_req_t *r = userdata;
-    size_t len = size * n;
-    static const char name[] = "Retry-After:";
-    size_t vlen;
-
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        r->retry_after[0] = '\0';    /* a new response (after 100 Continue) */
-    } else if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        p += sizeof name - 1;
-        vlen = len - (sizeof name - 1);
-        while (vlen && (p[vlen - 1] == '\r' || p[vlen - 1] == '\n' || p[vlen - 1] == ' '))
-            vlen--;
-        if (vlen >= sizeof r->retry_after)
-            vlen = sizeof r->retry_after - 1;
-        memcpy(r->retry_after, p, vlen);
-        r->retry_after[vlen] = '\0';
     }
     return len;
 }
@@ -496,7 +439,7 @@ td_easy_new(topdesk_t *td)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, td_on_body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, td_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_keep_retry_after);
     return e;
 }
 
@@ -540,7 +483,7 @@ td_start(topdesk_t *td, td_req_t *r, char **errstr)
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r->retry_after);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_err);
     mc = curl_multi_add_handle(td->multi, e);
@@ -744,7 +687,7 @@ td_finish(topdesk_t *td, td_req_t *r, CURLcode cc, char **errstr, long *retry_af
         snprintf(what, sizeof what, "%s", curl_easy_strerror(cc));
 
     if (cc != CURLE_OK || td_transient_status((int)status)) {
-        long ra = cc == CURLE_OK ? td_parse_retry_after(r->retry_after) : -1;
+        long ra = cc == CURLE_OK ? http_retry_after_ms(r->retry_after) : -1;
 
         if (ra >= 0)
             r->retry_after_ms = ra;

@@ -37,77 +37,26 @@
 #include "core/ews_xml.h"
 #include "core/exchange.h"
 #include "core/xalloc.h"
+#include "tests/unit/fake.h"
 
-#define PY "/usr/bin/python3"
 #define USER "CONTOSO\\tdhook"
 #define PASSWORD "Corr3ct-Horse"
 #define ROOM1 "room-1@contoso.com"
 #define ROOM2 "room-2@contoso.com"
 
 static char *top_srcdir;
-static char tmpdir[64];
-static pid_t fake_pid = -1;
-static int fake_port;
+static fake_t fake;
 
 /* --- helpers ------------------------------------------------------------- */
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static char *
-find_top_srcdir(void)
-{
-    const char *env = getenv("top_srcdir");
-    char *copy, *p;
-
-    if (env && *env)
-        return xstrdup(env);
-    /* __FILE__ is .../tests/unit/test_ews.c */
-    copy = xstrdup(__FILE__);
-    for (int i = 0; i < 3 && (p = strrchr(copy, '/')); i++)
-        *p = '\0';
-    if (strcmp(copy, __FILE__) == 0 || !strchr(__FILE__, '/')) {
-        free(copy);
-        return xstrdup("../..");
-    }
-    return copy;
-}
-
-static size_t
-on_body(char *p, size_t size, size_t n, void *userdata)
-{
-    buf_append(userdata, p, size * n);
-    return size * n;
-}
 
 /* A call to the fake's control endpoints; the answer as JSON (put() it) or
  * NULL. */
 static json_object *
 fake_control(const char *method, const char *path, const char *body)
 {
-    CURL *c = curl_easy_init();
-    char *url = xasprintf("http://127.0.0.1:%d%s", fake_port, path);
-    buf_t b;
     json_object *o = NULL;
 
-    buf_init(&b, 1 << 20);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(c) == CURLE_OK && b.len)
-        o = json_tokener_parse(buf_str(&b));
-    curl_easy_cleanup(c);
-    buf_free(&b);
-    free(url);
+    fake_call(&fake, method, path, body, &o);
     return o;
 }
 
@@ -187,7 +136,7 @@ make_config(const char *auth, const char *password, const char *path)
         "reservations: {exchange: ews}\n"
         "ews: {url: 'http://127.0.0.1:%d%s', username: 'CONTOSO\\tdhook', password: '%s', "
         "auth: %s}\n",
-        tmpdir, fake_port, path ? path : "/EWS/Exchange.asmx", password, auth);
+        fake.dir, fake.port, path ? path : "/EWS/Exchange.asmx", password, auth);
     config_t *cfg = NULL;
     char *err = NULL;
     int rc = config_load_buffer("test.yaml", yaml, strlen(yaml), &cfg, &err);
@@ -242,64 +191,28 @@ booking(const char *resid, time_t start)
 static int
 group_setup(void **state)
 {
-    char *port_file, *script;
-    char buf[32];
+    static const char *const args[] = {
+        "--user", USER, "--password", PASSWORD, "--auth", "both",
+        "--mailboxes", ROOM1 "," ROOM2, NULL,
+    };
+    char *script;
+    int rc = -1;
 
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    top_srcdir = find_top_srcdir();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tdhook-ews-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    port_file = xasprintf("%s/port", tmpdir);
+    top_srcdir = fake_top_srcdir();
     script = xasprintf("%s/tests/fakes/ews.py", top_srcdir);
-    fake_pid = fork();
-    if (fake_pid < 0)
-        return -1;
-    if (fake_pid == 0) {
-        execl(PY, PY, script, "--port", "0", "--port-file", port_file, "--user", USER,
-              "--password", PASSWORD, "--auth", "both", "--mailboxes", ROOM1 "," ROOM2,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        FILE *fp = fopen(port_file, "r");
-
-        if (fp) {
-            char *end;
-            long p;
-
-            if (fgets(buf, sizeof buf, fp)) {
-                errno = 0;
-                p = strtol(buf, &end, 10);
-                if (!errno && p > 0 && p < 65536)
-                    fake_port = (int)p;
-            }
-            fclose(fp);
-            if (fake_port)
-                break;
-        }
-        usleep(50 * 1000);
-    }
-    free(port_file);
+    if (fake_init(&fake, "ews") == 0 && fake_start(&fake, script, args) == 0)
+        rc = 0;
     free(script);
-    return fake_port ? 0 : -1;
+    return rc;
 }
 
 static int
 group_teardown(void **state)
 {
-    char *cmd;
-
     (void)state;
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-    }
-    cmd = xasprintf("%s/port", tmpdir);
-    unlink(cmd);
-    free(cmd);
-    rmdir(tmpdir);
+    fake_stop(&fake);
     free(top_srcdir);
     curl_global_cleanup();
     return 0;
@@ -375,7 +288,7 @@ schema_setup(void **state)
     xmlSchemaParserCtxtPtr pc;
 
     *state = f;
-    top_srcdir = find_top_srcdir();
+    top_srcdir = fake_top_srcdir();
     specs = xasprintf("%s/../shared/specs/ews", top_srcdir);
     path = xasprintf("%s/messages.xsd", specs);
     if (stat(path, &st) != 0) {
@@ -752,17 +665,17 @@ test_server_busy(void **state)
     exchange_event_t *made = NULL;
     char *err = NULL;
     long ra = -1;
-    double t0;
+    long long t0;
     int rc;
 
     (void)state;
     conn_open(&c, "ntlm", PASSWORD);
     fake_faults("{\"rules\":[{\"op\":\"CreateItem\",\"server_busy_ms\":500,\"times\":1}]}");
-    t0 = now_s();
+    t0 = fake_now_ms();
     rc = exchange_create(c.ex, ROOM1, &b, &made, &err, &ra);
     if (rc != EXCHANGE_OK)
         fail_msg("create: %s", err);
-    assert_true(now_s() - t0 >= 0.5);
+    assert_true(fake_now_ms() - t0 >= 500);
     assert_int_equal(fake_op_count("CreateItem"), 2);
     assert_int_equal(fake_count(ROOM1), 1);
     exchange_event_free(made);
@@ -770,11 +683,11 @@ test_server_busy(void **state)
 
     /* a long back-off goes back to the queue at once */
     fake_faults("{\"rules\":[{\"op\":\"FindItem\",\"server_busy_ms\":120000,\"times\":1}]}");
-    t0 = now_s();
+    t0 = fake_now_ms();
     rc = exchange_find(c.ex, ROOM1, "busy-1", &made, &err, &ra);
     assert_int_equal(rc, EXCHANGE_ERETRY);
     assert_int_equal(ra, 120000);
-    assert_true(now_s() - t0 < 5);
+    assert_true(fake_now_ms() - t0 < 5000);
     assert_non_null(strstr(err, "ErrorServerBusy"));
     free(err);
     conn_close(&c);
@@ -943,7 +856,7 @@ test_unreachable(void **state)
     exchange_event_t *ev = NULL;
     char *err = NULL, *yaml;
     long ra;
-    double t0;
+    long long t0;
 
     (void)state;
     /* port 9 (discard) on loopback: nothing listens */
@@ -952,13 +865,13 @@ test_unreachable(void **state)
                      "mail: {from: a@example.com}\nreservations: {exchange: ews}\n"
                      "ews: {url: 'http://127.0.0.1:9/EWS/Exchange.asmx', username: u, "
                      "password: pw, auth: ntlm}\n",
-                     tmpdir);
+                     fake.dir);
     assert_int_equal(config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, &err), CONFIG_OK);
     ex = exchange_open(cfg, &err);
     assert_non_null(ex);
-    t0 = now_s();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_find(ex, ROOM1, "x", &ev, &err, &ra), EXCHANGE_ERETRY);
-    assert_true(now_s() - t0 >= 3.0);  /* 0.5 + 1 + 2 s of backoff */
+    assert_true(fake_now_ms() - t0 >= 3000);  /* 0.5 + 1 + 2 s of backoff */
     assert_non_null(strstr(err, "gave up"));
     free(err);
     exchange_close(ex);
@@ -990,10 +903,8 @@ main(void)
     };
     int fails = 0;
 
-    if (access(PY, X_OK) != 0) {
-        printf("SKIP: %s missing\n", PY);
+    if (fake_python_missing())
         return 77;
-    }
     xmlInitParser();
     fails += cmocka_run_group_tests_name("ews_xml", xml_tests, NULL, NULL);
     fails += cmocka_run_group_tests_name("ews_schema", schema_tests, schema_setup, schema_teardown);

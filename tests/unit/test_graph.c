@@ -26,8 +26,8 @@
 #include "core/buf.h"
 #include "core/exchange.h"
 #include "core/xalloc.h"
+#include "tests/unit/fake.h"
 
-#define PYTHON "/usr/bin/python3"
 #define TENANT "contoso.onmicrosoft.com"
 #define SECRET "s3cret-graph"
 #define ROOM "room1@contoso.onmicrosoft.com"
@@ -37,77 +37,16 @@
 #define PREFER_ID "IdType=\"ImmutableId\""
 
 static char *fake_script;       /* path of tests/fakes/graph.py */
-static char tmpdir[64];
-static char *state_dir;         /* tmpdir/state: the shared token cache */
-static pid_t fake_pid = -1;
-static int fake_port;
+static fake_t fake;
+static char *state_dir;         /* fake.dir/state: the shared token cache */
 static config_t *cfg;
 
 /* --- helpers ----------------------------------------------------------- */
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) && errno == EINTR)
-        ;
-}
-
-static size_t
-collect(char *p, size_t size, size_t n, void *userdata)
-{
-    return buf_append(userdata, p, size * n) == BUF_OK ? size * n : 0;
-}
-
-/* One request to the fake's control endpoints; the HTTP status, and the
- * parsed body in *out when out is given. */
-static long
-fake_call(const char *method, const char *path, const char *body, json_object **out)
-{
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char *url = xasprintf("http://127.0.0.1:%d%s", fake_port, path);
-    buf_t b;
-    long status = 0;
-
-    buf_init(&b, 16 << 20);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    if (body)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    if (out)
-        *out = json_tokener_parse(buf_str(&b));
-    buf_free(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    free(url);
-    return status;
-}
-
 static void
 fake_faults(const char *rules_json)
 {
-    char *body = xasprintf("{\"rules\":%s}", rules_json);
-
-    assert_int_equal(fake_call("POST", "/__fake/faults", body, NULL), 200);
-    free(body);
+    assert_int_equal(fake_set_faults(&fake, rules_json), 200);
 }
 
 static json_object *
@@ -115,7 +54,7 @@ fake_stats(void)
 {
     json_object *stats = NULL;
 
-    assert_int_equal(fake_call("GET", "/__fake/stats", NULL, &stats), 200);
+    assert_int_equal(fake_call(&fake, "GET", "/__fake/stats", NULL, &stats), 200);
     assert_non_null(stats);
     return stats;
 }
@@ -139,7 +78,7 @@ fake_event_count(const char *mailbox)
     json_object *all = NULL, *list;
     int count = 0;
 
-    assert_int_equal(fake_call("GET", "/__fake/events", NULL, &all), 200);
+    assert_int_equal(fake_call(&fake, "GET", "/__fake/events", NULL, &all), 200);
     assert_non_null(all);
     if (json_object_object_get_ex(all, mailbox, &list))
         count = (int)json_object_array_length(list);
@@ -159,7 +98,7 @@ fake_seed(const char *mailbox, const char *subject, time_t start, time_t end)
                      "\"start\":{\"dateTime\":\"%s\",\"timeZone\":\"UTC\"},"
                      "\"end\":{\"dateTime\":\"%s\",\"timeZone\":\"UTC\"}}}",
                      mailbox, subject, s, e);
-    assert_in_range(fake_call("POST", "/__fake/events", body, NULL), 200, 201);
+    assert_in_range(fake_call(&fake, "POST", "/__fake/events", body, NULL), 200, 201);
     free(body);
 }
 
@@ -189,8 +128,8 @@ make_config(const char *secret, const char *login_url, const char *graph_url, co
 static config_t *
 make_fake_config(const char *secret, const char *dir)
 {
-    char *login = xasprintf("http://127.0.0.1:%d", fake_port);
-    char *graph = xasprintf("http://127.0.0.1:%d/v1.0", fake_port);
+    char *login = xasprintf("http://127.0.0.1:%d", fake.port);
+    char *graph = xasprintf("http://127.0.0.1:%d/v1.0", fake.port);
     config_t *c = make_config(secret, login, graph, dir);
 
     free(login);
@@ -236,62 +175,6 @@ at(int hours)
     return t - t % 86400 + 9 * 3600 + hours * 3600;
 }
 
-static int
-file_exists(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* tests/fakes/graph.py from $top_srcdir, else relative to this source file
- * or to the test binary; allocated or NULL. */
-static char *
-find_fake(const char *argv0)
-{
-    const char *top = getenv("top_srcdir");
-    char *cand[4] = {NULL, NULL, NULL, NULL};
-    char *found = NULL, *dir, *slash;
-    size_t i;
-
-    if (top && *top)
-        cand[0] = xasprintf("%s/tests/fakes/graph.py", top);
-    dir = xstrdup(__FILE__);
-    slash = strrchr(dir, '/');
-    cand[1] = slash ? (*slash = '\0', xasprintf("%s/../fakes/graph.py", dir))
-                    : xstrdup("../fakes/graph.py");
-    free(dir);
-    dir = xstrdup(argv0);
-    slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    cand[2] = xasprintf("%s/../../tests/fakes/graph.py", slash ? dir : ".");
-    cand[3] = xasprintf("%s/../fakes/graph.py", slash ? dir : ".");
-    free(dir);
-    for (i = 0; i < 4; i++) {
-        if (!found && cand[i] && file_exists(cand[i]))
-            found = cand[i];
-        else
-            free(cand[i]);
-    }
-    return found;
-}
-
-static void
-print_fake_log(void)
-{
-    char *path = xasprintf("%s/fake.log", tmpdir);
-    FILE *fp = fopen(path, "r");
-    char line[512];
-
-    if (fp) {
-        while (fgets(line, sizeof line, fp))
-            fprintf(stderr, "fake: %s", line);
-        fclose(fp);
-    }
-    free(path);
-}
-
 static char *
 token_path(const char *dir)
 {
@@ -315,60 +198,17 @@ remove_state(const char *dir)
 static int
 group_setup(void **state)
 {
-    char *portfile, *logfile;
-    long long deadline;
-    int status;
+    static const char *const args[] = {
+        "--tenant", TENANT, "--client-id", "cid", "--client-secret", SECRET,
+        "--token-ttl", "3599", NULL,
+    };
 
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tdhook-graph-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (fake_init(&fake, "graph") != 0)
         return -1;
-    state_dir = xasprintf("%s/state", tmpdir);
-    if (mkdir(state_dir, 0700) != 0)
+    state_dir = xasprintf("%s/state", fake.dir);
+    if (mkdir(state_dir, 0700) != 0 || fake_start(&fake, fake_script, args) != 0)
         return -1;
-    portfile = xasprintf("%s/port", tmpdir);
-    logfile = xasprintf("%s/fake.log", tmpdir);
-    fake_pid = fork();
-    if (fake_pid < 0)
-        return -1;
-    if (fake_pid == 0) {
-        if (!freopen(logfile, "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execl(PYTHON, PYTHON, fake_script, "--port", "0", "--port-file", portfile, "--tenant",
-              TENANT, "--client-id", "cid", "--client-secret", SECRET, "--token-ttl", "3599",
-              (char *)NULL);
-        _exit(127);
-    }
-    deadline = now_ms() + 15000;
-    while (now_ms() < deadline) {
-        FILE *fp = fopen(portfile, "r");
-        char line[32] = "";
-
-        if (fp) {
-            if (fgets(line, sizeof line, fp)) {
-                char *end;
-                long p = strtol(line, &end, 10);
-
-                if (end != line && p > 0 && p < 65536)
-                    fake_port = (int)p;
-            }
-            fclose(fp);
-        }
-        if (fake_port)
-            break;
-        if (waitpid(fake_pid, &status, WNOHANG) == fake_pid) {
-            fake_pid = -1;
-            break;
-        }
-        sleep_ms(50);
-    }
-    free(portfile);
-    free(logfile);
-    if (!fake_port) {
-        fprintf(stderr, "the fake Graph did not start\n");
-        print_fake_log();
-        return -1;
-    }
     cfg = make_fake_config(SECRET, state_dir);
     return cfg ? 0 : -1;
 }
@@ -376,24 +216,10 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-    char *path;
-
     (void)state;
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-    }
+    fake_stop(&fake);
     config_free(cfg);
-    remove_state(state_dir);
-    rmdir(state_dir);
     free(state_dir);
-    path = xasprintf("%s/port", tmpdir);
-    unlink(path);
-    free(path);
-    path = xasprintf("%s/fake.log", tmpdir);
-    unlink(path);
-    free(path);
-    rmdir(tmpdir);
     return 0;
 }
 
@@ -402,8 +228,7 @@ group_teardown(void **state)
 static int
 setup(void **state)
 {
-    if (fake_call("POST", "/__fake/faults", "{\"rules\":[]}", NULL) != 200 ||
-        fake_call("POST", "/__fake/reset", "{}", NULL) != 200)
+    if (fake_clear(&fake) != 0)
         return -1;
     remove_state(state_dir);
     *state = open_exchange(cfg);
@@ -528,7 +353,7 @@ test_token_expired(void **state)
 
     assert_int_equal(exchange_create(ex, ROOM, &b, &ev, &err, &ra), EXCHANGE_OK);
     assert_int_equal(fake_token_requests(), 1);
-    assert_int_equal(fake_call("POST", "/__fake/expire-tokens", "{}", NULL), 200);
+    assert_int_equal(fake_call(&fake, "POST", "/__fake/expire-tokens", "{}", NULL), 200);
     assert_int_equal(exchange_find(ex, ROOM, "4f1c-0003", &found, &err, &ra), EXCHANGE_OK);
     assert_null(err);
     assert_non_null(found);
@@ -542,7 +367,7 @@ test_token_expired(void **state)
 static void
 test_wrong_secret(void **state)
 {
-    char *dir = xasprintf("%s/wrong", tmpdir);
+    char *dir = xasprintf("%s/wrong", fake.dir);
     config_t *c;
     exchange_t *ex;
     exchange_event_t *ev = NULL;
@@ -587,9 +412,9 @@ test_429_retry_after(void **state)
 
     fake_faults("[{\"path\":\"/v1.0/users/" ROOM "/events\",\"method\":\"POST\",\"status\":429,"
                 "\"times\":1,\"retry_after\":\"1\",\"code\":\"TooManyRequests\"}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_create(ex, ROOM, &b, &ev, &err, &ra), EXCHANGE_OK);
-    took = now_ms() - t0;
+    took = fake_now_ms() - t0;
     assert_null(err);
     assert_non_null(ev);
     assert_true(took >= 950);
@@ -610,9 +435,9 @@ test_fractional_retry_after(void **state)
 
     fake_faults("[{\"path\":\"/v1.0/users/" ROOM "/events\",\"method\":\"GET\",\"status\":429,"
                 "\"times\":2,\"retry_after\":\"0.3\",\"code\":\"ApplicationThrottled\"}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_find(ex, ROOM, "none", &ev, &err, &ra), EXCHANGE_OK);
-    took = now_ms() - t0;
+    took = fake_now_ms() - t0;
     assert_null(ev);
     assert_true(took >= 550);
     assert_true(took < 3000);
@@ -630,9 +455,9 @@ test_503_forever(void **state)
     long long t0, took;
 
     fake_faults("[{\"path\":\"/v1.0/users/" ROOM "/events\",\"status\":503}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_create(ex, ROOM, &b, &ev, &err, &ra), EXCHANGE_ERETRY);
-    took = now_ms() - t0;
+    took = fake_now_ms() - t0;
     assert_null(ev);
     assert_non_null(err);
     assert_non_null(strstr(err, "Graph POST /users/" ROOM "/events: 503"));
@@ -655,10 +480,10 @@ test_long_retry_after(void **state)
 
     fake_faults("[{\"path\":\"/v1.0/users/" ROOM "/calendarView\",\"status\":429,"
                 "\"retry_after\":\"120\"}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_view(ex, ROOM, at(0), at(4), &evs, &n, &err, &ra),
                      EXCHANGE_ERETRY);
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(fake_now_ms() - t0 < 2000);
     assert_int_equal(ra, 120000);
     assert_null(evs);
     assert_int_equal(n, 0);
@@ -829,8 +654,8 @@ test_view_paging(void **state)
 
     /* graph_url spelt 127.1: the fake's link says 127.0.0.1, and the
      * bearer token is never sent to a host that graph_url does not name */
-    login = xasprintf("http://127.0.0.1:%d", fake_port);
-    graph = xasprintf("http://127.1:%d/v1.0", fake_port);
+    login = xasprintf("http://127.0.0.1:%d", fake.port);
+    graph = xasprintf("http://127.1:%d/v1.0", fake.port);
     c = make_config(SECRET, login, graph, state_dir);
     assert_non_null(c);
     other = open_exchange(c);
@@ -894,7 +719,7 @@ test_unreachable(void **state)
     config_t *c;
     exchange_t *ex;
     exchange_event_t *ev = NULL;
-    char *dir = xasprintf("%s/unreachable", tmpdir), *err = NULL;
+    char *dir = xasprintf("%s/unreachable", fake.dir), *err = NULL;
     long ra = 0;
     long long t0;
 
@@ -903,9 +728,9 @@ test_unreachable(void **state)
     c = make_config(SECRET, "http://127.0.0.1:9", "http://127.0.0.1:9/v1.0", dir);
     assert_non_null(c);
     ex = open_exchange(c);
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(exchange_find(ex, ROOM, "x", &ev, &err, &ra), EXCHANGE_ERETRY);
-    assert_true(now_ms() - t0 >= 1700);
+    assert_true(fake_now_ms() - t0 >= 1700);
     assert_non_null(err);
     assert_null(strstr(err, SECRET));
     free(err);
@@ -943,11 +768,9 @@ main(int argc, char **argv)
     int rc;
 
     (void)argc;
-    if (access(PYTHON, X_OK) != 0) {
-        fprintf(stderr, "SKIP: %s not found\n", PYTHON);
+    if (fake_python_missing())
         return 77;
-    }
-    fake_script = find_fake(argv[0]);
+    fake_script = fake_find("graph.py", argv[0]);
     if (!fake_script) {
         fprintf(stderr, "SKIP: tests/fakes/graph.py not found\n");
         return 77;

@@ -33,8 +33,8 @@
 #include "core/mail.h"
 #include "core/queue.h"
 #include "core/xalloc.h"
+#include "tests/unit/fake.h"
 
-#define PYTHON "/usr/bin/python3"
 #define FROM "tdhook@example.com"
 #define SUBJECT_NL "Tekort: Toners HP 26A \xE2\x80\x94 Belgi\xC3\xAB"
 
@@ -111,7 +111,7 @@ py_parse_message(const char *msg, py_view_t *v)
 {
     char *script = write_temp(py_parse, strlen(py_parse));
     char *file = write_temp(msg, strlen(msg));
-    char *cmd = xasprintf(PYTHON " %s %s", script, file);
+    char *cmd = xasprintf(FAKE_PYTHON " %s %s", script, file);
     char line[1 << 16];
     FILE *fp;
 
@@ -893,42 +893,21 @@ static int sink_usable;
 static char *sink_script;
 
 typedef struct {
-    pid_t pid;
-    char dir[64];
-    char *maildir;
-    int port;
+    fake_t fake;       /* the sink: its pid, port and temp dir */
+    char *maildir;     /* fake.dir/mail */
     config_t *cfg;
 } sink_t;
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static int
 group_setup(void **state)
 {
-    const char *top = getenv("top_srcdir");
     (void)state;
-
-    if (top && *top) {
-        sink_script = xasprintf("%s/tests/fakes/smtp_sink.py", top);
-    } else {
-        /* Not under make check: find the tree from this file's path. */
-        const char *me = __FILE__;
-        const char *tail = strstr(me, "tests/unit/test_mail.c");
-        size_t n = tail ? (size_t)(tail - me) : 0;
-        sink_script = xasprintf("%.*stests/fakes/smtp_sink.py", (int)n, me);
-    }
-    sink_usable = access(sink_script, R_OK) == 0 &&
-                  system(PYTHON " -c 'import aiosmtpd' >/dev/null 2>&1") == 0;
+    sink_script = fake_find("smtp_sink.py", NULL);
+    sink_usable = sink_script &&
+                  system(FAKE_PYTHON " -c 'import aiosmtpd' >/dev/null 2>&1") == 0;
     if (!sink_usable)
-        fprintf(stderr, "note: %s or aiosmtpd missing: SMTP tests skipped\n", sink_script);
+        fprintf(stderr, "note: %s or aiosmtpd missing: SMTP tests skipped\n",
+                sink_script ? sink_script : "tests/fakes/smtp_sink.py");
     return 0;
 }
 
@@ -943,15 +922,9 @@ group_teardown(void **state)
 static void
 sink_stop(sink_t *s)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
+    fake_stop(&s->fake);
     config_free(s->cfg);
     s->cfg = NULL;
-    if (s->dir[0])
-        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(s->maildir);
     s->maildir = NULL;
 }
@@ -961,70 +934,23 @@ sink_stop(sink_t *s)
 static void
 sink_start(sink_t *s, const char *const *extra, const char *mail_extra)
 {
-    const char *argv[32];
-    char *portfile;
+    const char *args[32];
     size_t n = 0;
 
     if (!sink_usable)
         skip();
     memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/tdhook-sink-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    s->maildir = xasprintf("%s/mail", s->dir);
+    assert_int_equal(fake_init(&s->fake, "sink"), 0);
+    s->maildir = xasprintf("%s/mail", s->fake.dir);
     assert_int_equal(mkdir(s->maildir, 0700), 0);
-    portfile = xasprintf("%s/port", s->dir);
-
-    argv[n++] = PYTHON;
-    argv[n++] = sink_script;
-    argv[n++] = "--port";
-    argv[n++] = "0";
-    argv[n++] = "--port-file";
-    argv[n++] = portfile;
-    argv[n++] = "--maildir";
-    argv[n++] = s->maildir;
-    for (size_t i = 0; extra && extra[i] && n < 30; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        char *log = xasprintf("%s/sink.log", s->dir);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(PYTHON, (char *const *)argv);
-        _exit(127);
-    }
-    /* Up to 10 s for the port file. */
-    for (int i = 0; i < 200 && s->port == 0; i++) {
-        FILE *fp = fopen(portfile, "r");
-        char line[32];
-        if (fp) {
-            if (fgets(line, sizeof line, fp)) {
-                char *end;
-                long v = strtol(line, &end, 10);
-                if (end != line && v > 0 && v < 65536 && (*end == '\n' || *end == '\0'))
-                    s->port = (int)v;
-            }
-            fclose(fp);
-        }
-        if (s->port == 0) {
-            int status;
-            if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-                s->pid = 0;
-                fail_msg("smtp sink exited (see %s/sink.log)", s->dir);
-            }
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    free(portfile);
-    if (s->port == 0)
+    args[n++] = "--maildir";
+    args[n++] = s->maildir;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    if (fake_start(&s->fake, sink_script, args) != 0)
         fail_msg("smtp sink did not start");
-    char *url = xasprintf("smtp://127.0.0.1:%d", s->port);
+    char *url = xasprintf("smtp://127.0.0.1:%d", s->fake.port);
     s->cfg = test_config(url, mail_extra);
     free(url);
 }
@@ -1244,7 +1170,7 @@ test_smtp_auth(void **state)
 
     /* Wrong ones: a permanent failure whose message never holds the
      * password, plain or base64 (AUTH PLAIN of "\0tdhook\0Wrong-Pw-..."). */
-    char *url = xasprintf("smtp://127.0.0.1:%d", s.port);
+    char *url = xasprintf("smtp://127.0.0.1:%d", s.fake.port);
     s.cfg = test_config(url, ", starttls: auto, username: tdhook, password: Wrong-Pw-4242");
     int rc = mail_send(s.cfg, to, 1, msg, &err);
     assert_int_equal(rc, MAIL_EFAIL);
@@ -1306,7 +1232,7 @@ test_smtp_queue_job(void **state)
     job_t *job = NULL;
 
     sink_start(&s, NULL, NULL);
-    char *state_dir = xasprintf("%s/state", s.dir);
+    char *state_dir = xasprintf("%s/state", s.fake.dir);
     q = queue_open(state_dir, &limits, &err);
     if (!q)
         fail_msg("queue_open: %s", err ? err : "?");

@@ -26,83 +26,22 @@
 #include "core/buf.h"
 #include "core/topdesk.h"
 #include "core/xalloc.h"
+#include "tests/unit/fake.h"
 
-#define PYTHON "/usr/bin/python3"
 #define FIELDS_PATH "/tas/api/assetmgmt/fields"
 #define ASSETS_PATH "/tas/api/assetmgmt/assets"
 #define PASSWORD "s3cret"
 
 static char *fake_script;       /* path of tests/fakes/topdesk.py */
-static char tmpdir[64];
-static pid_t fake_pid = -1;
-static int fake_port;
+static fake_t fake;
 static config_t *cfg;           /* the default config: timeout 5 s, 4 in parallel */
 
 /* --- the fake and its control endpoints -------------------------------- */
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) && errno == EINTR)
-        ;
-}
-
-static size_t
-collect(char *p, size_t size, size_t n, void *userdata)
-{
-    return buf_append(userdata, p, size * n) == BUF_OK ? size * n : 0;
-}
-
-/* One request to the fake's control endpoints; returns the HTTP status and
- * the parsed body in *out (when out is given). */
-static long
-fake_call(const char *method, const char *path, const char *body, json_object **out)
-{
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char *url = xasprintf("http://127.0.0.1:%d%s", fake_port, path);
-    buf_t b;
-    long status = 0;
-
-    buf_init(&b, 1 << 20);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    if (body)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    if (out)
-        *out = json_tokener_parse(buf_str(&b));
-    buf_free(&b);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    free(url);
-    return status;
-}
-
 static void
 fake_faults(const char *rules_json)
 {
-    char *body = xasprintf("{\"rules\":%s}", rules_json);
-
-    assert_int_equal(fake_call("POST", "/__fake/faults", body, NULL), 200);
-    free(body);
+    assert_int_equal(fake_set_faults(&fake, rules_json), 200);
 }
 
 /* How many requests the fake saw for path (without query) since the reset. */
@@ -112,7 +51,7 @@ fake_count(const char *path)
     json_object *stats = NULL, *by, *n;
     int count = 0;
 
-    assert_int_equal(fake_call("GET", "/__fake/stats", NULL, &stats), 200);
+    assert_int_equal(fake_call(&fake, "GET", "/__fake/stats", NULL, &stats), 200);
     assert_non_null(stats);
     if (json_object_object_get_ex(stats, "by_path", &by) &&
         json_object_object_get_ex(by, path, &n))
@@ -127,7 +66,7 @@ fake_max_in_flight(void)
     json_object *stats = NULL, *n;
     int max = -1;
 
-    assert_int_equal(fake_call("GET", "/__fake/stats", NULL, &stats), 200);
+    assert_int_equal(fake_call(&fake, "GET", "/__fake/stats", NULL, &stats), 200);
     if (json_object_object_get_ex(stats, "max_in_flight", &n))
         max = json_object_get_int(n);
     json_object_put(stats);
@@ -156,140 +95,26 @@ make_config(const char *password, const char *timeout, int max_parallel, int por
 }
 
 static int
-file_exists(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* tests/fakes/topdesk.py from $top_srcdir, else relative to this source file
- * or to the test binary; allocated or NULL. */
-static char *
-find_fake(const char *argv0)
-{
-    const char *top = getenv("top_srcdir");
-    char *cand[4] = {NULL, NULL, NULL, NULL};
-    char *found = NULL, *dir;
-    size_t i;
-
-    if (top && *top)
-        cand[0] = xasprintf("%s/tests/fakes/topdesk.py", top);
-    dir = xstrdup(__FILE__);
-    if (strrchr(dir, '/'))
-        *strrchr(dir, '/') = '\0';
-    else
-        dir[0] = '.', dir[1] = '\0';
-    cand[1] = xasprintf("%s/../fakes/topdesk.py", dir);
-    free(dir);
-    dir = xstrdup(argv0);
-    if (strrchr(dir, '/'))
-        *strrchr(dir, '/') = '\0';
-    else
-        dir[0] = '.', dir[1] = '\0';
-    cand[2] = xasprintf("%s/../../tests/fakes/topdesk.py", dir);
-    cand[3] = xasprintf("%s/../fakes/topdesk.py", dir);
-    free(dir);
-    for (i = 0; i < 4; i++) {
-        if (!found && cand[i] && file_exists(cand[i]))
-            found = cand[i];
-        else
-            free(cand[i]);
-    }
-    return found;
-}
-
-static void
-print_fake_log(void)
-{
-    char *path = xasprintf("%s/fake.log", tmpdir);
-    FILE *fp = fopen(path, "r");
-    char line[512];
-
-    if (fp) {
-        while (fgets(line, sizeof line, fp))
-            fprintf(stderr, "fake: %s", line);
-        fclose(fp);
-    }
-    free(path);
-}
-
-static int
 group_setup(void **state)
 {
-    char *portfile, *logfile;
-    long long deadline;
-    int status;
+    static const char *const args[] = {
+        "--dataset", "small", "--user", "tdhook-api", "--password", PASSWORD,
+        "--latency-ms", "20", NULL,
+    };
 
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tdhook-topdesk-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (fake_init(&fake, "topdesk") != 0 || fake_start(&fake, fake_script, args) != 0)
         return -1;
-    portfile = xasprintf("%s/port", tmpdir);
-    logfile = xasprintf("%s/fake.log", tmpdir);
-    fake_pid = fork();
-    if (fake_pid < 0)
-        return -1;
-    if (fake_pid == 0) {
-        if (!freopen(logfile, "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execl(PYTHON, PYTHON, fake_script, "--port", "0", "--port-file", portfile,
-              "--dataset", "small", "--user", "tdhook-api", "--password", PASSWORD,
-              "--latency-ms", "20", (char *)NULL);
-        _exit(127);
-    }
-    deadline = now_ms() + 15000;
-    while (now_ms() < deadline) {
-        FILE *fp = fopen(portfile, "r");
-        char line[32] = "";
-
-        if (fp) {
-            if (fgets(line, sizeof line, fp)) {
-                char *end;
-                long p = strtol(line, &end, 10);
-
-                if (end != line && p > 0 && p < 65536)
-                    fake_port = (int)p;
-            }
-            fclose(fp);
-        }
-        if (fake_port)
-            break;
-        if (waitpid(fake_pid, &status, WNOHANG) == fake_pid) {
-            fake_pid = -1;
-            break;
-        }
-        sleep_ms(50);
-    }
-    free(portfile);
-    free(logfile);
-    if (!fake_port) {
-        fprintf(stderr, "the fake TOPdesk did not start\n");
-        print_fake_log();
-        return -1;
-    }
-    cfg = make_config(PASSWORD, "5s", 4, fake_port);
+    cfg = make_config(PASSWORD, "5s", 4, fake.port);
     return cfg ? 0 : -1;
 }
 
 static int
 group_teardown(void **state)
 {
-    char *path;
-
     (void)state;
-    if (fake_pid > 0) {
-        kill(fake_pid, SIGTERM);
-        waitpid(fake_pid, NULL, 0);
-    }
+    fake_stop(&fake);
     config_free(cfg);
-    path = xasprintf("%s/port", tmpdir);
-    unlink(path);
-    free(path);
-    path = xasprintf("%s/fake.log", tmpdir);
-    unlink(path);
-    free(path);
-    rmdir(tmpdir);
     return 0;
 }
 
@@ -297,8 +122,7 @@ group_teardown(void **state)
 static int
 setup(void **state)
 {
-    if (fake_call("POST", "/__fake/faults", "{\"rules\":[]}", NULL) != 200 ||
-        fake_call("POST", "/__fake/reset", "{}", NULL) != 200)
+    if (fake_clear(&fake) != 0)
         return -1;
     *state = topdesk_new(cfg);
     return 0;
@@ -449,7 +273,7 @@ test_parallel(void **state)
 static void
 test_wrong_password(void **state)
 {
-    config_t *bad = make_config("wr0ng-Pa55w0rd", "5s", 4, fake_port);
+    config_t *bad = make_config("wr0ng-Pa55w0rd", "5s", 4, fake.port);
     topdesk_t *td;
     json_object *body = (json_object *)1;
     char *err = NULL;
@@ -529,12 +353,12 @@ test_429_retry_after(void **state)
 
     fake_faults("[{\"path\":\"" FIELDS_PATH "\",\"status\":429,\"times\":1,"
                 "\"retry_after\":\"1\"}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(topdesk_get(td, FIELDS_PATH, TOPDESK_ACCEPT_FIELDS, &body, &status, &err,
                                  &ra),
                      TOPDESK_OK);
-    assert_true(now_ms() - t0 >= 900);
-    assert_true(now_ms() - t0 < 4000);
+    assert_true(fake_now_ms() - t0 >= 900);
+    assert_true(fake_now_ms() - t0 < 4000);
     json_object_put(body);
     assert_int_equal(fake_count(FIELDS_PATH), 2);
 }
@@ -558,12 +382,12 @@ test_retry_after_date(void **state)
                       "\"retry_after\":\"%s\"}]", date);
     fake_faults(rules);
     free(rules);
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(topdesk_get(td, FIELDS_PATH, TOPDESK_ACCEPT_FIELDS, &body, &status, &err,
                                  &ra),
                      TOPDESK_OK);
-    assert_true(now_ms() - t0 >= 500);     /* one to two seconds, by the clock */
-    assert_true(now_ms() - t0 < 4000);
+    assert_true(fake_now_ms() - t0 >= 500);     /* one to two seconds, by the clock */
+    assert_true(fake_now_ms() - t0 < 4000);
     json_object_put(body);
 }
 
@@ -575,7 +399,7 @@ test_503_forever(void **state)
     char *err = NULL;
     long ra = 0;
     int status = 0;
-    long long t0 = now_ms();
+    long long t0 = fake_now_ms();
 
     fake_faults("[{\"path\":\"" FIELDS_PATH "\",\"status\":503}]");
     assert_int_equal(topdesk_get(td, FIELDS_PATH, TOPDESK_ACCEPT_FIELDS, &body, &status, &err,
@@ -588,7 +412,7 @@ test_503_forever(void **state)
     assert_non_null(strstr(err, "TOPdesk GET " FIELDS_PATH));
     assert_int_equal(fake_count(FIELDS_PATH), 4);
     /* 250 + 500 + 1000 ms of backoff, each with +-25 % jitter */
-    assert_true(now_ms() - t0 >= 1300);
+    assert_true(fake_now_ms() - t0 >= 1300);
     free(err);
 }
 
@@ -634,7 +458,7 @@ test_drop_then_ok(void **state)
 static void
 test_timeout_retried(void **state)
 {
-    config_t *fast = make_config(PASSWORD, "1s", 2, fake_port);
+    config_t *fast = make_config(PASSWORD, "1s", 2, fake.port);
     topdesk_t *td;
     json_object *body = NULL;
     char *err = NULL;
@@ -646,13 +470,13 @@ test_timeout_retried(void **state)
     assert_non_null(fast);
     td = topdesk_new(fast);
     fake_faults("[{\"path\":\"" FIELDS_PATH "\",\"delay_ms\":2500,\"times\":1}]");
-    t0 = now_ms();
+    t0 = fake_now_ms();
     assert_int_equal(topdesk_get(td, FIELDS_PATH, TOPDESK_ACCEPT_FIELDS, &body, &status, &err,
                                  &ra),
                      TOPDESK_OK);
     assert_null(err);
     assert_int_equal(status, 200);
-    assert_true(now_ms() - t0 >= 1000);
+    assert_true(fake_now_ms() - t0 >= 1000);
     json_object_put(body);
     assert_int_equal(topdesk_requests(td), 2);
     topdesk_free(td);
@@ -1007,11 +831,9 @@ main(int argc, char **argv)
     int rc;
 
     (void)argc;
-    if (access(PYTHON, X_OK) != 0) {
-        fprintf(stderr, "SKIP: %s not found\n", PYTHON);
+    if (fake_python_missing())
         return 77;
-    }
-    fake_script = find_fake(argv[0]);
+    fake_script = fake_find("topdesk.py", argv[0]);
     if (!fake_script) {
         fprintf(stderr, "SKIP: tests/fakes/topdesk.py not found\n");
         return 77;
