@@ -218,6 +218,14 @@ def load(path):
         return json.load(f)
 
 
+def flat(s):
+    """tdhook turns control characters in TOPdesk's names into spaces, so no
+    name can break a line of the digest."""
+    if s is None:
+        return None
+    return "".join(" " if ord(c) < 0x20 or c == "\x7f" else c for c in s)
+
+
 def expected(data, base):
     """The rooms as tdhook must report them, in its order."""
     rooms = []
@@ -231,9 +239,9 @@ def expected(data, base):
         short = max(0, m - count) if m is not None else 0
         rank = 0 if short > 0 else (2 if m is not None else 1)
         rooms.append({
-            "id": s["id"], "name": s["name"],
-            "location": (s.get("location") or {}).get("name"),
-            "branch": (s.get("branch") or {}).get("name"),
+            "id": s["id"], "name": flat(s["name"]),
+            "location": flat((s.get("location") or {}).get("name")),
+            "branch": flat((s.get("branch") or {}).get("name")),
             "assets": s.get("assets", 0), "bulk_items": bulk, "count": count,
             "minimum": m, "shortfall": short,
             "status": ["short", "no minimum", "ok"][rank], "rank": rank,
