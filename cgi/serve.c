@@ -432,6 +432,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
         return EX_SOFTWARE;
     }
     metrics_setup();
+    queue_share_sync();
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;

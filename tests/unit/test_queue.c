@@ -1151,6 +1151,56 @@ test_status_names(void **state)
     assert_string_equal(job_status_name(JOB_DEAD), "dead");
 }
 
+/* Group commit: four processes enqueue at once through one shared sync;
+ * every job is there, each once, and the shared counters add up.  (That
+ * the sync makes them durable is the kernel's part: syncfs().) */
+static void
+test_group_commit(void **state)
+{
+    fixture_t *f = *state;
+    enum { KIDS = 4, EACH = 50 };
+    pid_t kids[KIDS];
+    size_t depth;
+
+    queue_share_sync();
+    for (int k = 0; k < KIDS; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char *err = NULL;
+            queue_t *q = queue_open(f->state, &f->limits, &err);
+            int bad = !q;
+            for (int i = 0; q && i < EACH; i++) {
+                json_object *p = json_object_new_object();
+                char id[QUEUE_ID_MAX], key[32];
+                int dup = 0;
+                snprintf(key, sizeof key, "k%d-%d", k, i);
+                json_object_object_add(p, "i", json_object_new_int(i));
+                bad |= queue_enqueue(q, "mail", p, i % 2 ? key : NULL, id, &dup) != QUEUE_OK;
+                json_object_put(p);
+            }
+            queue_close(q);
+            _exit(bad);
+        }
+    }
+    for (int k = 0; k < KIDS; k++) {
+        int st;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    /* This process shares the sync too now. */
+    reopen(f, &f->limits);
+    {
+        json_object *p = json_object_new_object();
+        char id[QUEUE_ID_MAX];
+        int dup = 0;
+        assert_int_equal(queue_enqueue(f->q, "mail", p, NULL, id, &dup), QUEUE_OK);
+        json_object_put(p);
+    }
+    depth = queue_depth(f->q);
+    assert_int_equal(depth, KIDS * EACH + 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1179,6 +1229,7 @@ main(void)
         T(test_corrupt_file),
         T(test_wait),
         T(test_cmd_queue),
+        T(test_group_commit),
         cmocka_unit_test(test_status_names),
     };
 
