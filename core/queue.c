@@ -39,6 +39,7 @@
 #define TMP_TTL_MS (3600LL * 1000)
 #define RETRY_AFTER_MAX_MS (24L * 3600 * 1000)
 #define DEPTH_CACHE_MS 1000
+#define WRITABLE_CACHE_MS 1000
 #define DEPTH_RECOUNT_MARGIN 256   /* recount when this close to max_jobs */
 #define BUSY_RECHECK_MS 5000L          /* rescan while others hold claims */
 
@@ -69,7 +70,9 @@ struct queue {
     size_t nclaims;
     size_t aclaims;
     int sync_fd;             /* sync.lock: the group commit lock, and the fs to syncfs */
-    int defer_sync;          /* write_durable() leaves the fsyncs to queue_group_sync() */
+    int defer_sync;          /* write_durable() leaves the fsyncs to group_sync() */
+    int writable;            /* the last probe of queue_writable() */
+    long long writable_ms;   /* when it ran; 0: never */
 };
 
 /* Group commit: the processes of one server share two counters.  A writer
@@ -900,11 +903,17 @@ queue_share_sync(void)
 int
 queue_writable(queue_t *q)
 {
-    char *path = xasprintf("%s/probe.%ld.%08llx", q->dirs[QDIR_TMP], (long)getpid(),
-                           random_u64() & 0xffffffffULL);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int ok = 0;
+    long long now = now_ms();
+    char *path;
+    int fd, ok = 0;
 
+    /* A health check may come often: the probe (with its fsync) runs at
+     * most once a second per process. */
+    if (q->writable_ms && now - q->writable_ms < WRITABLE_CACHE_MS)
+        return q->writable;
+    path = xasprintf("%s/probe.%ld.%08llx", q->dirs[QDIR_TMP], (long)getpid(),
+                     random_u64() & 0xffffffffULL);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
         ok = write(fd, "x", 1) == 1 && fsync(fd) == 0;
         close(fd);
@@ -912,6 +921,8 @@ queue_writable(queue_t *q)
             ok = 0;
     }
     free(path);
+    q->writable = ok;
+    q->writable_ms = now;
     return ok;
 }
 
