@@ -13,6 +13,9 @@
 #include "core/stock.h"
 #include "core/xalloc.h"
 
+/* How long a mail is tried before it becomes a dead letter: 5 days. */
+#define JOBS_MAIL_LIFETIME_MS (5LL * 24 * 3600 * 1000)
+
 static const char *const jobs_kinds[] = {"stock-check", "reservation", "reconcile", "mail"};
 
 int
@@ -217,7 +220,12 @@ jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
         log_info("%s job done", kind);
         break;
     case JOB_RC_RETRY:
-        qrc = queue_retry(q, job, out.error, out.retry_after_ms, &status);
+        /* Mail is tried for days, as an MTA would; the rest by attempts. */
+        if (strcmp(kind, "mail") == 0)
+            qrc = queue_retry_for(q, job, out.error, out.retry_after_ms, JOBS_MAIL_LIFETIME_MS,
+                                  &status);
+        else
+            qrc = queue_retry(q, job, out.error, out.retry_after_ms, &status);
         if (status == JOB_DEAD) {
             metrics_job(kind, OUTCOME_DEAD);
             log_error("%s job failed and has no attempts left, now a dead letter: %s", kind, out.error);

@@ -83,6 +83,8 @@ struct queue {
 typedef struct {
     uint64_t requested;
     uint64_t synced;
+    int64_t depth;       /* jobs in queue/, shared so the bound holds across workers */
+    int64_t depth_ms;    /* when depth was last counted */
 } queue_sync_t;
 
 static queue_sync_t *queue_sync;
@@ -824,7 +826,7 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     char idem_name[17];
     job_t job;
     long long now = now_ms();
-    int rc;
+    int rc, counted = 0;
 
     if (duplicate)
         *duplicate = 0;
@@ -838,7 +840,19 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
             return QUEUE_OK;
         }
     }
-    if (q->limits.max_jobs > 0) {
+    if (q->limits.max_jobs > 0 && queue_sync) {
+        /* One count for every worker of the server, recounted once a
+         * second; each enqueue takes its place in it first. */
+        if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > DEPTH_CACHE_MS) {
+            __atomic_store_n(&queue_sync->depth, (int64_t)ids_count(q, QDIR_QUEUE), __ATOMIC_RELEASE);
+            __atomic_store_n(&queue_sync->depth_ms, (int64_t)now, __ATOMIC_RELEASE);
+        }
+        if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
+            __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
+            return QUEUE_EFULL;
+        }
+        counted = 1;
+    } else if (q->limits.max_jobs > 0) {
         /* Other processes enqueue too, so the cached count may be low: near
          * the limit, count again, so the bound holds exactly there. */
         if (q->depth_ms == 0 || now - q->depth_ms > DEPTH_CACHE_MS ||
@@ -861,6 +875,8 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     rc = job_store(q, QDIR_QUEUE, &job, 0);
     if (rc) {
         q->defer_sync = 0;
+        if (counted)
+            __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
         return rc;
     }
     if (q->depth_ms)
@@ -1090,6 +1106,8 @@ claim_finish(queue_t *q, job_t *job, int dir, const char *error,
     }
     if (job_unlink(q, QDIR_QUEUE, job->id) && errno != ENOENT)
         rc = QUEUE_EIO;
+    else if (queue_sync)
+        __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
     lock_release(q, job->id, fd, 1);
     q->depth_ms = 0;
 out:
@@ -1130,16 +1148,14 @@ backoff_ms(const queue_limits_t *l, int attempts)
     return lo + (long)(random_u64() % ((unsigned long long)(d - lo) + 1));
 }
 
-int
-queue_retry(queue_t *q, job_t *job, const char *error, long retry_after_ms,
-            job_status_t *status)
+static int
+retry_job(queue_t *q, job_t *job, const char *error, long retry_after_ms, int exhausted,
+          job_status_t *status)
 {
     long delay;
     int fd, rc;
 
-    if (!job)
-        return QUEUE_EINVAL;
-    if (job->attempts >= q->limits.max_attempts) {
+    if (exhausted) {
         rc = claim_finish(q, job, QDIR_DEAD, error ? error : "failed", NULL);
         if (status && rc == QUEUE_OK)
             *status = JOB_DEAD;
@@ -1166,6 +1182,26 @@ queue_retry(queue_t *q, job_t *job, const char *error, long retry_after_ms,
         *status = JOB_RETRYING;
     job_free(job);
     return rc;
+}
+
+int
+queue_retry(queue_t *q, job_t *job, const char *error, long retry_after_ms,
+            job_status_t *status)
+{
+    if (!job)
+        return QUEUE_EINVAL;
+    return retry_job(q, job, error, retry_after_ms, job->attempts >= q->limits.max_attempts,
+                     status);
+}
+
+int
+queue_retry_for(queue_t *q, job_t *job, const char *error, long retry_after_ms,
+                long long lifetime_ms, job_status_t *status)
+{
+    if (!job)
+        return QUEUE_EINVAL;
+    return retry_job(q, job, error, retry_after_ms, now_ms() - job->created_ms > lifetime_ms,
+                     status);
 }
 
 int

@@ -100,6 +100,11 @@ int queue_done(queue_t *q, job_t *job, json_object *result);
 int queue_retry(queue_t *q, job_t *job, const char *error, long retry_after_ms,
                 job_status_t *status);
 int queue_fail(queue_t *q, job_t *job, const char *error);
+/* As queue_retry(), but the job keeps being tried until it is lifetime_ms
+ * old, however many attempts that takes (mail: an SMTP outage delays mail,
+ * never loses it). */
+int queue_retry_for(queue_t *q, job_t *job, const char *error, long retry_after_ms,
+                    long long lifetime_ms, job_status_t *status);
 
 /* Calls fn for each job (pending, then dead, then done), oldest first. */
 int queue_foreach(queue_t *q, int (*fn)(const job_t *job, void *arg), void *arg);

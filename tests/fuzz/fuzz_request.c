@@ -74,9 +74,7 @@ fuzz_init(void)
         "topdesk: {url: 'http://127.0.0.1:9', username: u, application_password: p}\n"
         "mail: {from: tdhook@example.com}\n"
         "graph: {tenant: t, client_id: c, client_secret: s}\n";
-    /* max_jobs 0: every enqueue is refused before it touches the disk, so
-     * the fuzzer runs fast and leaves nothing behind. */
-    queue_limits_t limits = {0, 3, 100, 1000, 60000};
+    queue_limits_t limits = {1, 3, 100, 1000, 60000};
     config_t *cfg = NULL;
     char *err = NULL;
 
@@ -85,11 +83,20 @@ fuzz_init(void)
         fprintf(stderr, "fuzz config: %s\n", err);
         abort();
     }
+    /* The queue is full from the start (max_jobs 1, one job in it), so a
+     * valid hook is refused with 429 before it touches the disk: the fuzzer
+     * runs fast and leaves one job behind, whatever it tries. */
     snprintf(fuzz_dir, sizeof fuzz_dir, "/tmp/tdhook-fuzz-XXXXXX");
     if (!mkdtemp(fuzz_dir))
         abort();
     fuzz_app.cfg = cfg;
     fuzz_app.queue = queue_open(fuzz_dir, &limits, &err);
+    if (fuzz_app.queue) {
+        json_object *p = json_object_new_object();
+        char id[QUEUE_ID_MAX];
+        queue_enqueue(fuzz_app.queue, "stock-check", p, NULL, id, NULL);
+        json_object_put(p);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1203,6 +1203,32 @@ test_group_commit(void **state)
     assert_int_equal(depth, KIDS * EACH + 1);
 }
 
+/* A job retried for a lifetime outlives max_attempts, and dies once it is
+ * older than its lifetime. */
+static void
+test_retry_for(void **state)
+{
+    fixture_t *f = *state;
+    char id[QUEUE_ID_MAX];
+    job_status_t st;
+    job_t *job;
+    int i;
+
+    enqueue(f, "mail", id);
+    for (i = 1; i <= 5; i++) {
+        job = claim(f, id);
+        st = JOB_QUEUED;
+        assert_int_equal(queue_retry_for(f->q, job, "smtp: 451", 0, 3600 * 1000LL, &st), QUEUE_OK);
+        assert_int_equal(st, JOB_RETRYING);
+    }
+    job = claim(f, id);
+    assert_int_equal(job->attempts, 6);
+    st = JOB_QUEUED;
+    assert_int_equal(queue_retry_for(f->q, job, "smtp: 451", 0, -1, &st), QUEUE_OK);
+    assert_int_equal(st, JOB_DEAD);
+    assert_true(file_exists(f, "dead", id, ".job"));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1215,6 +1241,7 @@ main(void)
         T(test_backoff_cap),
         T(test_retry_after),
         T(test_max_attempts_dead),
+        T(test_retry_for),
         T(test_fail_dead),
         T(test_requeue),
         T(test_drop),

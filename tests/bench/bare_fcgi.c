@@ -1,0 +1,128 @@
+/* A bare libfcgi responder for tests/bench/front.sh: it answers every
+ * request "200 ok" and does nothing else, so its rate behind nginx is the
+ * limit of any FastCGI front on the machine.  Prefork like `tdhook serve`:
+ * one listening unix socket, WORKERS children in FCGX_Accept_r.
+ *
+ *   cc -O2 -o bare_fcgi tests/bench/bare_fcgi.c -lfcgi
+ *   bare_fcgi SOCKET_PATH [WORKERS]
+ *
+ * SIGTERM or SIGINT to the master stops the children and removes the
+ * socket.  Not installed, not part of make check. */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BARE_MAX_WORKERS 128
+
+static volatile sig_atomic_t bare_stop;
+
+static void
+bare_on_term(int sig)
+{
+    (void)sig;
+    bare_stop = 1;
+}
+
+static int
+bare_listen(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "bare_fcgi: socket path too long\n");
+        return -1;
+    }
+    unlink(path);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+        fprintf(stderr, "bare_fcgi: cannot listen on %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    chmod(path, 0666);
+    return fd;
+}
+
+static void
+bare_worker(int listen_fd)
+{
+    static const char answer[] =
+        "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+    FCGX_Request req;
+
+    prctl(PR_SET_NAME, "bare-fcgi", 0, 0, 0);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    FCGX_InitRequest(&req, listen_fd, 0);
+    while (FCGX_Accept_r(&req) >= 0) {
+        FCGX_PutStr(answer, (int)sizeof answer - 1, req.out);
+        FCGX_Finish_r(&req);
+    }
+    _exit(0);
+}
+
+int
+main(int argc, char **argv)
+{
+    pid_t kids[BARE_MAX_WORKERS];
+    struct sigaction sa;
+    long workers = 2;
+    int fd;
+
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: bare_fcgi SOCKET_PATH [WORKERS]\n");
+        return 64;
+    }
+    if (argc == 3) {
+        char *end;
+        errno = 0;
+        workers = strtol(argv[2], &end, 10);
+        if (errno || *end || workers < 1 || workers > BARE_MAX_WORKERS) {
+            fprintf(stderr, "bare_fcgi: WORKERS must be 1 to %d\n", BARE_MAX_WORKERS);
+            return 64;
+        }
+    }
+    if (FCGX_Init() != 0)
+        return 70;
+    fd = bare_listen(argv[1]);
+    if (fd < 0)
+        return 71;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = bare_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    for (long i = 0; i < workers; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0)
+            bare_worker(fd);
+        if (kids[i] < 0) {
+            fprintf(stderr, "bare_fcgi: fork: %s\n", strerror(errno));
+            workers = i;
+            bare_stop = 1;
+            break;
+        }
+    }
+    while (!bare_stop)
+        pause();
+    for (long i = 0; i < workers; i++)
+        kill(kids[i], SIGTERM);
+    for (long i = 0; i < workers; i++)
+        waitpid(kids[i], NULL, 0);
+    unlink(argv[1]);
+    close(fd);
+    return 0;
+}
