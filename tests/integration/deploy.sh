@@ -156,9 +156,16 @@ else
             break
         fi
     done
+    # systemd looks for units only in its own directories: a prefix such
+    # as make distcheck's is not one of them, so verify copies placed in
+    # /etc/systemd/system of the root.
     units=()
+    mkdir -p "$DEST/etc/systemd/system"
     for unit in tdhook.socket tdhook.service tdhook-reconcile.service tdhook-reconcile.timer; do
-        [ -f "$DEST$unitdir/$unit" ] && units+=("$DEST$unitdir/$unit")
+        if [ -f "$DEST$unitdir/$unit" ]; then
+            cp "$DEST$unitdir/$unit" "$DEST/etc/systemd/system/$unit"
+            units+=("$DEST/etc/systemd/system/$unit")
+        fi
     done
     if [ ${#units[@]} -eq 0 ]; then
         fail "no unit to verify"
