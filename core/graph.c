@@ -63,6 +63,7 @@ typedef struct {
     int warned_tz;           /* a non-UTC time zone was logged */
     int warned_cache;        /* the token file could not be used */
     char user_agent[64];
+    int login_checked;       /* check() fetched a token of its own once */
 } graph_t;
 
 /* What one transfer brought back. */
@@ -1212,6 +1213,23 @@ graph_check(void *impl, const char *mailbox, char **errstr)
 
     if (!mailbox || !*mailbox)
         return graph_bad_args("the mailbox", errstr);
+    /* A cached token proves nothing about the secret in the config: the
+     * first check asks the token endpoint itself. */
+    if (!g->login_checked) {
+        rc = graph_token_fetch(g, errstr, &ra);
+        if (rc == EXCHANGE_OK) {
+            graph_token_write(g);
+            g->login_checked = 1;
+        } else if (rc == EXCHANGE_EAUTH || rc == EXCHANGE_EFAIL) {
+            why = *errstr;
+            *errstr = xasprintf("%s; check graph.tenant, graph.client_id and graph.client_secret "
+                                "(the secret's value, not its id, and not expired)", why ? why : "");
+            free(why);
+            return EXCHANGE_EAUTH;
+        } else {
+            return rc;
+        }
+    }
     rc = graph_token(g, NULL, errstr, &ra);
     if (rc != EXCHANGE_OK)
         return rc;

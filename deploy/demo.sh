@@ -414,6 +414,7 @@ http {
     uwsgi_temp_path $DEMO/nginx-tmp/uwsgi;
     scgi_temp_path $DEMO/nginx-tmp/scgi;
     default_type application/octet-stream;
+    limit_req_zone \$binary_remote_addr zone=tdhook:1m rate=20r/s;
     server {
         listen 127.0.0.1:$PORT;
         server_name localhost;

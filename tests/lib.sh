@@ -320,6 +320,8 @@ http {
     uwsgi_temp_path $T/nginx-tmp/uwsgi;
     scgi_temp_path $T/nginx-tmp/scgi;
     default_type application/octet-stream;
+    # The snippet's rate limit, set high: the tests flood on purpose.
+    limit_req_zone \$binary_remote_addr zone=tdhook:1m rate=100000r/s;
     server {
         listen 127.0.0.1:$NGINX_PORT;
         server_name localhost;
@@ -331,6 +333,7 @@ http {
             include fastcgi_params;
             fastcgi_param PATH_INFO \$fastcgi_path_info;
             fastcgi_request_buffering off;
+            client_max_body_size 4m;
             fastcgi_pass unix:$sock;
         }
         location /tcp/ {

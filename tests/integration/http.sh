@@ -92,7 +92,11 @@ assert_header Allow 'GET' "405 on /healthz says Allow: GET"
 
 head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' ' ' >"$T/big.json"
 post_hook /hooks/stock-check "@$T/big.json"
-assert_json_error 413 "2 MiB body"
+assert_json_error 413 "2 MiB body (nginx, in tdhook's JSON shape)"
+# The test's /unbuffered/ location lets a larger body through to tdhook,
+# which refuses it from Content-Length alone.
+post_hook /unbuffered/hooks/stock-check "@$T/big.json"
+assert_json_error 413 "2 MiB body (tdhook's own limit)"
 # A body just under the limit is fine (JSON padded with spaces).
 {
     printf '{"dry_run": true}'
