@@ -13,7 +13,7 @@
 #
 #   TDHOOK=build/release/tdhook bash tests/bench/overload.sh
 #
-# FLOOD_SECONDS (5), CONNS (32).  Exit 1 when a check fails, 77 when wrk or
+# FLOOD_SECONDS (5), CONNS (32), MAX_JOBS (1000).  Exit 1 when a check fails, 77 when wrk or
 # nginx is missing.  About 20 s; cheap enough for make check.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -22,7 +22,7 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 FLOOD_SECONDS=${FLOOD_SECONDS:-5}
 CONNS=${CONNS:-32}
-MAX_JOBS=1000
+MAX_JOBS=${MAX_JOBS:-1000}
 
 command -v wrk >/dev/null 2>&1 || skip "wrk is not installed (Debian: apt-get install wrk)"
 t_setup nginx

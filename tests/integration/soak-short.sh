@@ -12,7 +12,8 @@ WEBHOOKS=${WEBHOOKS:-300} KILLS=${KILLS:-5} SMTP_DOWN=${SMTP_DOWN:-10} RATE=${RA
     RUNNERS=${RUNNERS:-8} RETRY_MAX=${RETRY_MAX:-2s} DRAIN_MAX=${DRAIN_MAX:-40} \
     bash "$here/../soak.sh"
 soak=$?
-FLOOD_SECONDS=${FLOOD_SECONDS:-2} bash "$here/../bench/overload.sh"
+# A small bound, so even a loaded CI machine fills it within the flood.
+MAX_JOBS=${MAX_JOBS:-200} FLOOD_SECONDS=${FLOOD_SECONDS:-3} bash "$here/../bench/overload.sh"
 overload=$?
 echo "# soak: exit $soak, overload: exit $overload"
 if [ "$soak" -eq 1 ] || [ "$overload" -eq 1 ]; then
