@@ -70,6 +70,7 @@ struct queue {
     size_t nclaims;
     size_t aclaims;
     int sync_fd;             /* sync.lock: the group commit lock, and the fs to syncfs */
+    int depth_fd;            /* depth.lock: shared while queue/ changes, exclusive to count it */
     int defer_sync;          /* write_durable() leaves the fsyncs to group_sync() */
     int writable;            /* the last probe of queue_writable() */
     long long writable_ms;   /* when it ran; 0: never */
@@ -258,6 +259,16 @@ out:
     free(tmp);
     free(dest);
     return rc;
+}
+
+/* The shared count of queue/ (servers only) is exact because queue/
+ * changes under a shared lock and is counted under an exclusive one. */
+static void
+depth_lock(const queue_t *q, int how)
+{
+    if (q->depth_fd >= 0)
+        while (flock(q->depth_fd, how) < 0 && errno == EINTR)
+            ;
 }
 
 /* Makes every write renamed into place before this call durable, sharing
@@ -734,6 +745,7 @@ queue_open(const char *state_dir, const queue_limits_t *limits, char **errstr)
     q->limits = *limits;
     q->inotify_fd = -1;
     q->sync_fd = -1;
+    q->depth_fd = -1;
     for (i = 0; i < QDIR_COUNT; i++) {
         struct stat st;
 
@@ -752,6 +764,9 @@ queue_open(const char *state_dir, const queue_limits_t *limits, char **errstr)
     if (queue_sync) {
         char *path = xasprintf("%s/sync.lock", q->root);
         q->sync_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        free(path);
+        path = xasprintf("%s/depth.lock", q->root);
+        q->depth_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         free(path);
     }
     return q;
@@ -773,6 +788,8 @@ queue_close(queue_t *q)
         close(q->inotify_fd);
     if (q->sync_fd >= 0)
         close(q->sync_fd);
+    if (q->depth_fd >= 0)
+        close(q->depth_fd);
     for (d = 0; d < QDIR_COUNT; d++)
         free(q->dirs[d]);
     free(q->root);
@@ -844,11 +861,18 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         /* One count for every worker of the server, recounted once a
          * second; each enqueue takes its place in it first. */
         if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > DEPTH_CACHE_MS) {
-            __atomic_store_n(&queue_sync->depth, (int64_t)ids_count(q, QDIR_QUEUE), __ATOMIC_RELEASE);
-            __atomic_store_n(&queue_sync->depth_ms, (int64_t)now, __ATOMIC_RELEASE);
+            depth_lock(q, LOCK_EX);
+            if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > DEPTH_CACHE_MS) {
+                __atomic_store_n(&queue_sync->depth, (int64_t)ids_count(q, QDIR_QUEUE),
+                                 __ATOMIC_RELEASE);
+                __atomic_store_n(&queue_sync->depth_ms, (int64_t)now, __ATOMIC_RELEASE);
+            }
+            depth_lock(q, LOCK_UN);
         }
+        depth_lock(q, LOCK_SH);
         if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
             __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
+            depth_lock(q, LOCK_UN);
             return QUEUE_EFULL;
         }
         counted = 1;
@@ -873,10 +897,12 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     job.status = JOB_QUEUED;
     q->defer_sync = queue_sync && q->sync_fd >= 0;
     rc = job_store(q, QDIR_QUEUE, &job, 0);
+    if (rc && counted)
+        __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
+    if (counted)
+        depth_lock(q, LOCK_UN);
     if (rc) {
         q->defer_sync = 0;
-        if (counted)
-            __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
         return rc;
     }
     if (q->depth_ms)
@@ -1104,10 +1130,12 @@ claim_finish(queue_t *q, job_t *job, int dir, const char *error,
         lock_release(q, job->id, fd, 1);
         goto out;
     }
+    depth_lock(q, LOCK_SH);
     if (job_unlink(q, QDIR_QUEUE, job->id) && errno != ENOENT)
         rc = QUEUE_EIO;
     else if (queue_sync)
         __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
+    depth_lock(q, LOCK_UN);
     lock_release(q, job->id, fd, 1);
     q->depth_ms = 0;
 out:

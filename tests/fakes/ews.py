@@ -705,7 +705,8 @@ class Handler(BaseHTTPRequestHandler):
                             d.get("location", ""))
                 return self.send_json(201, item_json(d["mailbox"].lower(), it))
             if path.startswith("/__fake/items/") and method == "DELETE":
-                parts = path[len("/__fake/items/"):].split("/")
+                # The id is base64 and may hold '/': split at the first one.
+                parts = path[len("/__fake/items/"):].split("/", 1)
                 if len(parts) == 2:
                     cal = st.calendar(unquote(parts[0]))
                     if cal.pop(unquote(parts[1]), None) is not None:

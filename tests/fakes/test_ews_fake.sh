@@ -230,8 +230,9 @@ SID=$(jv "$T/seed.json" 'd["id"]')
 ews "$T/r.xml" --ntlm "$MB" "$VIEW" >/dev/null
 check "a seeded item shows in the CalendarView" "$(xv "$T/r.xml" 'c(".//t:Items/t:CalendarItem")')" 1
 check "a seeded item has no property" "$(xv "$T/r.xml" 'c(".//t:ExtendedProperty")')" 0
+ESID=$(/usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SID")
 check "DELETE /__fake/items/MB/ID" \
-    "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$BASE/__fake/items/$MB/$SID")" 204
+    "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$BASE/__fake/items/$MB/$ESID")" 204
 curl -s "$BASE/__fake/stats" >"$T/s.json"
 check "stats: impersonation missing once" "$(jv "$T/s.json" 'd["missing_impersonation"]')" 1
 check "stats: by_op counts CreateItem" "$(jv "$T/s.json" 'd["by_op"]["CreateItem"]')" 2
