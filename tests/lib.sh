@@ -100,6 +100,28 @@ wait_until() {
     return 1
 }
 
+# port_or_exit FILE PID: true once FILE has the port, or PID has exited.
+port_or_exit() {
+    [ -s "$1" ] || ! alive "$2"
+}
+
+# start_py NAME SCRIPT ARGS...: starts a fake of tests/fakes/ with --port 0
+# (log in $T/NAME.log, stopped at exit) and waits for its port file; sets
+# PY_PORT.
+start_py() {
+    local name=$1 script=$2 pid
+    shift 2
+    rm -f "$T/$name.port"
+    "${PY:-/usr/bin/python3}" "$top_srcdir/tests/fakes/$script" --port 0 --port-file "$T/$name.port" "$@" \
+        >>"$T/$name.log" 2>&1 &
+    pid=$!
+    EXTRA_PIDS+=("$pid")
+    wait_until 15 port_or_exit "$T/$name.port" "$pid" || true
+    [ -s "$T/$name.port" ] || die "$script ($name) did not start (see $name.log)"
+    # shellcheck disable=SC2034  # read by the tests
+    PY_PORT=$(tr -d ' \n' <"$T/$name.port")
+}
+
 # free_port: prints a TCP port that nobody listens on at the moment.
 free_port() {
     local p i

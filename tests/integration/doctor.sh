@@ -39,26 +39,6 @@ mkdir -p "$MAILDIR" "$T/mail-refuse"
 
 # --- the fakes ------------------------------------------------------------
 
-# port_or_exit FILE PID: true once FILE has the port, or PID has exited.
-port_or_exit() {
-    [ -s "$1" ] || ! alive "$2"
-}
-
-# start_py NAME SCRIPT ARGS...: starts a fake with --port 0 and waits for its
-# port file; sets PY_PORT.
-start_py() {
-    local name=$1 script=$2 pid
-    shift 2
-    rm -f "$T/$name.port"
-    "$PY" "$top_srcdir/tests/fakes/$script" --port 0 --port-file "$T/$name.port" "$@" \
-        >>"$T/$name.log" 2>&1 &
-    pid=$!
-    EXTRA_PIDS+=("$pid")
-    wait_until 15 port_or_exit "$T/$name.port" "$pid" || true
-    [ -s "$T/$name.port" ] || die "$script ($name) did not start (see $name.log)"
-    PY_PORT=$(tr -d ' \n' <"$T/$name.port")
-}
-
 start_py topdesk topdesk.py --dataset demo --user "$TD_USER" --password "$TD_SECRET"
 TD_PORT=$PY_PORT
 start_py graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" --client-secret "$GRAPH_SECRET"
