@@ -32,6 +32,8 @@ NGINX_PORT=
 FCGI_TCP_PORT=${FCGI_TCP_PORT:-}
 BASE=              # http://127.0.0.1:NGINX_PORT
 EXTRA_PIDS=()      # other processes to stop on exit
+PY_PORT=           # port and pid of the fake start_py started last
+PY_PID=
 TOKEN1=
 TOKEN2=
 TD_SECRET=         # the TOPdesk application password in the config
@@ -105,9 +107,12 @@ port_or_exit() {
     [ -s "$1" ] || ! alive "$2"
 }
 
-# start_py NAME SCRIPT ARGS...: starts a fake of tests/fakes/ with --port 0
-# (log in $T/NAME.log, stopped at exit) and waits for its port file; sets
-# PY_PORT.
+# start_py NAME SCRIPT ARGS...: starts a fake of tests/fakes/ with $PY
+# (default /usr/bin/python3) and --port 0 (log in $T/NAME.log, stopped at
+# exit) and waits for its port file; sets PY_PORT and PY_PID.  ARGS come
+# after --port 0, so a --port N among them (a restart on the same port)
+# wins: the fakes' argparse keeps the last.  Call it in the test's own
+# shell, not in $(...), or the cleanup never learns the pid.
 start_py() {
     local name=$1 script=$2 pid
     shift 2
@@ -117,9 +122,14 @@ start_py() {
     pid=$!
     EXTRA_PIDS+=("$pid")
     wait_until 15 port_or_exit "$T/$name.port" "$pid" || true
-    [ -s "$T/$name.port" ] || die "$script ($name) did not start (see $name.log)"
+    if [ ! -s "$T/$name.port" ]; then
+        alive "$pid" || die "$script ($name) exited at start (see $name.log)"
+        die "$script ($name) does not listen within 15 s (see $name.log)"
+    fi
     # shellcheck disable=SC2034  # read by the tests
     PY_PORT=$(tr -d ' \n' <"$T/$name.port")
+    # shellcheck disable=SC2034
+    PY_PID=$pid
 }
 
 # free_port: prints a TCP port that nobody listens on at the moment.

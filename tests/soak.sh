@@ -285,33 +285,20 @@ PYEOF
 
 # --- the fakes --------------------------------------------------------------------
 
-# start_fake NAME ARGS...: tests/fakes/NAME.py; prints its port, sets FAKE_PID.
-FAKE_PID=
-start_fake() {
-    local name=$1
-    shift
-    rm -f "$T/$name.port"
-    "$PY" "$FAKES/$name.py" --port-file "$T/$name.port" "$@" >>"$T/fake-$name.log" 2>&1 &
-    FAKE_PID=$!
-    EXTRA_PIDS+=("$FAKE_PID")
-    wait_until 15 test -s "$T/$name.port" || die "fake $name does not start (see fake-$name.log)"
-    tr -d ' \n' <"$T/$name.port"
-}
-
-start_fake topdesk --port 0 --user tdhook-api --password "$TD_SECRET" >"$T/td.port.txt" ||
-    exit 1
-TD=http://127.0.0.1:$(cat "$T/td.port.txt")
-start_fake graph --port 0 --tenant "$TENANT" --client-id "$GRAPH_CLIENT" \
-    --client-secret "$GRAPH_SECRET" >"$T/graph.port.txt" || exit 1
-EX=http://127.0.0.1:$(cat "$T/graph.port.txt")
+start_py fake-topdesk topdesk.py --user tdhook-api --password "$TD_SECRET"
+TD=http://127.0.0.1:$PY_PORT
+start_py fake-graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" \
+    --client-secret "$GRAPH_SECRET"
+EX=http://127.0.0.1:$PY_PORT
 mkdir -p "$T/mail"
+# start_smtp [PORT]: the SMTP sink on PORT (default a free one); sets
+# SMTP_PID (and PY_PORT).
 start_smtp() {
-    local port=${1:-0}
-    start_fake smtp_sink --port "$port" --maildir "$T/mail" >"$T/smtp.port.txt" || return 1
-    SMTP_PID=$(pgrep -n -f "smtp_sink.py --port-file $T/smtp_sink.port") || SMTP_PID=
+    start_py fake-smtp_sink smtp_sink.py --port "${1:-0}" --maildir "$T/mail"
+    SMTP_PID=$PY_PID
 }
-start_smtp 0 || exit 1
-SMTP_PORT=$(cat "$T/smtp.port.txt")
+start_smtp 0
+SMTP_PORT=$PY_PORT
 
 n=$("$PY" "$T/soak.py" seed "$TD" "$RESERVATIONS" "$T/ids") || die "cannot seed the fake TOPdesk"
 say "# seeded $n reservations in 20 rooms (16 mapped)"

@@ -20,7 +20,6 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 
 VALGRIND=${VALGRIND:-/usr/bin/valgrind}
 PY=/usr/bin/python3
-FAKES=$top_srcdir/tests/fakes
 [ -x "$VALGRIND" ] || skip "valgrind is not installed"
 [ -x "$PY" ] || skip "no /usr/bin/python3"
 "$PY" -c 'import aiosmtpd' 2>/dev/null || skip "python3-aiosmtpd is not installed"
@@ -40,19 +39,13 @@ exec $VALGRIND -q --leak-check=full --show-leak-kinds=definite,indirect,possible
 EOF
 chmod +x "$T/vg-tdhook"
 
-start_fake() {
-    local name=$1
-    shift
-    "$PY" "$FAKES/$name.py" --port 0 --port-file "$T/$name.port" "$@" >>"$T/fake-$name.log" 2>&1 &
-    EXTRA_PIDS+=("$!")
-    wait_until 15 test -s "$T/$name.port" || die "fake $name does not start"
-    tr -d ' \n' <"$T/$name.port"
-}
-TD=http://127.0.0.1:$(start_fake topdesk --user tdhook-api --password "$TD_SECRET") || exit 1
-EX=http://127.0.0.1:$(start_fake graph --tenant t --client-id c --client-secret "$GRAPH_SECRET") ||
-    exit 1
+start_py fake-topdesk topdesk.py --user tdhook-api --password "$TD_SECRET"
+TD=http://127.0.0.1:$PY_PORT
+start_py fake-graph graph.py --tenant t --client-id c --client-secret "$GRAPH_SECRET"
+EX=http://127.0.0.1:$PY_PORT
 mkdir -p "$T/mail"
-SMTP_PORT=$(start_fake smtp_sink --maildir "$T/mail") || exit 1
+start_py fake-smtp_sink smtp_sink.py --maildir "$T/mail"
+SMTP_PORT=$PY_PORT
 
 mkdir -p "$T/state"
 cat >"$T/tdhook.yaml" <<EOF

@@ -176,33 +176,14 @@ PYEOF
 
 # --- the fakes ---------------------------------------------------------------
 
-# start_fake NAME ARGS...: tests/fakes/NAME.py on a free port, which it
-# leaves in FAKE_PORT.  Runs in this shell (not in $(...)), so the fake's pid
-# reaches EXTRA_PIDS and the cleanup stops it.
-FAKE_PORT=
-start_fake() {
-    local name=$1 pid
-    shift
-    rm -f "$T/$name.port"
-    "$PY" "$FAKES/$name.py" --port 0 --port-file "$T/$name.port" "$@" \
-        >>"$T/fake-$name.log" 2>&1 &
-    pid=$!
-    EXTRA_PIDS+=("$pid")
-    if ! wait_until 10 test -s "$T/$name.port"; then
-        alive "$pid" || die "fake $name exited at start (see fake-$name.log)"
-        die "fake $name does not listen within 10 s"
-    fi
-    FAKE_PORT=$(tr -d ' \n' <"$T/$name.port")
-}
-
 mkdir -p "$T/mail"
-start_fake topdesk --user tdhook-api --password "$TD_SECRET"
-TD=http://127.0.0.1:$FAKE_PORT
-start_fake smtp_sink --maildir "$T/mail"
-SMTP_PORT=$FAKE_PORT
+start_py fake-topdesk topdesk.py --user tdhook-api --password "$TD_SECRET"
+TD=http://127.0.0.1:$PY_PORT
+start_py fake-smtp_sink smtp_sink.py --maildir "$T/mail"
+SMTP_PORT=$PY_PORT
 if [ "$BACKEND" = graph ]; then
-    start_fake graph --tenant "$TENANT" --client-id "$GRAPH_CLIENT" --client-secret "$GRAPH_SECRET"
-    EX=http://127.0.0.1:$FAKE_PORT
+    start_py fake-graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" --client-secret "$GRAPH_SECRET"
+    EX=http://127.0.0.1:$PY_PORT
     EXCHANGE_YAML="graph:
   tenant: $TENANT
   client_id: $GRAPH_CLIENT
@@ -210,8 +191,8 @@ if [ "$BACKEND" = graph ]; then
   login_url: $EX
   graph_url: $EX/v1.0"
 else
-    start_fake ews --user 'CONTOSO\tdhook' --password "$EWS_SECRET" --auth ntlm
-    EX=http://127.0.0.1:$FAKE_PORT
+    start_py fake-ews ews.py --user 'CONTOSO\tdhook' --password "$EWS_SECRET" --auth ntlm
+    EX=http://127.0.0.1:$PY_PORT
     EXCHANGE_YAML="ews:
   url: $EX/EWS/Exchange.asmx
   username: 'CONTOSO\\tdhook'
