@@ -23,7 +23,6 @@ import base64
 import html
 import json
 import os
-import random
 import re
 import secrets
 import signal
@@ -39,6 +38,11 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, \
     urlsplit
+
+# faults.py lies beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import faults  # noqa: E402
 
 try:
     import zoneinfo
@@ -862,14 +866,18 @@ class State:
             self.mailboxes = {m.strip().lower() for m in
                               args.mailboxes.split(",") if m.strip()}
         self.domain = args.tenant.lower() if "." in args.tenant else None
-        self.fault_rng = random.Random(args.seed)
+        # Matched URL-decoded and case-insensitive; "code" and "message"
+        # name the Graph error.
+        self.faults = faults.Rules(args.seed,
+                                   fold=lambda p: unquote(p).lower(),
+                                   texts=("code", "message"))
         self.reset()
 
     def reset(self):
         with self.lock:
             self.boxes = {}          # mailbox -> OrderedDict id -> event
             self.tokens = {}         # access token -> monotonic expiry
-            self.faults = []
+            self.faults.clear()
             self.cancelled = []
             self.reset_stats_locked()
 
@@ -942,24 +950,6 @@ class State:
                                     if e > time.monotonic()),
                 "events": sum(len(b) for b in self.boxes.values()),
             }
-
-    def pick_fault(self, method, path):
-        """The rule that applies to this request, or None."""
-        lpath = path.lower()
-        with self.lock:
-            for rule in self.faults:
-                if not lpath.startswith(rule["match"]):
-                    continue
-                if rule["method"] and rule["method"] != method:
-                    continue
-                if rule["times"] is not None:
-                    if rule["times"] <= 0:
-                        continue
-                    rule["times"] -= 1
-                if self.fault_rng.random() < rule["ratio"]:
-                    return dict(rule)
-                return None
-        return None
 
     # -- tokens -----------------------------------------------------------
 
@@ -1093,49 +1083,6 @@ def ext_filter_match(ev, key, value):
                and p["value"].casefold() == want for p in ev["props"])
 
 
-def parse_rules(obj):
-    if not isinstance(obj, dict) or not isinstance(obj.get("rules"), list):
-        raise ValueError("expected {\"rules\":[...]}")
-    rules = []
-    for r in obj["rules"]:
-        if not isinstance(r, dict):
-            raise ValueError("each rule must be an object")
-        status = r.get("status")
-        if status is not None and (isinstance(status, bool) or
-                                   not isinstance(status, int)
-                                   or not 100 <= status <= 599):
-            raise ValueError("status must be an HTTP status code")
-        times = r.get("times")
-        if times is not None and (isinstance(times, bool) or
-                                  not isinstance(times, int) or times < 0):
-            raise ValueError("times must be an int >= 0")
-        ra = r.get("retry_after")
-        path = str(r.get("path", "/"))
-        try:
-            ratio = float(1.0 if r.get("ratio") is None else r["ratio"])
-            delay = float(r.get("delay_ms") or 0)
-            slow = float(r.get("slow_body_ms") or 0)
-        except (TypeError, ValueError):
-            raise ValueError("ratio, delay_ms and slow_body_ms must be "
-                             "numbers")
-        rules.append({
-            "path": path,
-            "match": unquote(path).lower(),
-            "method": (str(r["method"]).upper() if r.get("method") else None),
-            "status": status,
-            "times": times,
-            "retry_after": None if ra is None else str(ra),
-            "code": None if r.get("code") is None else str(r["code"]),
-            "message": None if r.get("message") is None else str(r["message"]),
-            "delay_ms": delay,
-            "drop": bool(r.get("drop", False)),
-            "slow_body_ms": slow,
-            "ratio": ratio,
-            "body": r.get("body"),
-        })
-    return rules
-
-
 def prefer_tokens(headers):
     """The preferences of all Prefer headers, spaces around '=' removed."""
     out = []
@@ -1164,12 +1111,13 @@ def prefer_values(tokens):
 # ---------------------------------------------------------------------------
 # HTTP.
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-graph"
     sys_version = ""
     disable_nagle_algorithm = True
     timeout = 120
+    status_text = STATUS_TEXT
 
     # -- plumbing ---------------------------------------------------------
 
@@ -1202,32 +1150,6 @@ class Handler(BaseHTTPRequestHandler):
             n = 0
         return self.rfile.read(n) if n > 0 else b""
 
-    def send_all(self, status, body, content_type=None, headers=(),
-                 slow_ms=0.0):
-        self.log_request(status)
-        lines = ["HTTP/1.1 %d %s" % (status, STATUS_TEXT.get(status,
-                                                             "Status")),
-                 "Server: fake-graph",
-                 "Date: " + self.date_time_string(),
-                 "Content-Length: %d" % len(body)]
-        if content_type and body:
-            lines.append("Content-Type: " + content_type)
-        for k, v in headers:
-            lines.append("%s: %s" % (k, v))
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if slow_ms <= 0 or not body:
-            self.wfile.write(head + body)
-            return
-        self.wfile.write(head)
-        chunks = max(1, min(len(body), int(slow_ms // 10)))
-        step = -(-len(body) // chunks)
-        pause = slow_ms / 1000.0 / chunks
-        for i in range(0, len(body), step):
-            time.sleep(pause)
-            self.wfile.write(body[i:i + step])
-
     def graph_headers(self):
         rid = str(uuid.uuid4())
         crid = self.headers.get("client-request-id") or rid
@@ -1254,13 +1176,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status, obj):
         self.send_all(status, dump_json(obj), CT_JSON)
-
-    def drop(self):
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def do_GET(self):
         self.dispatch("GET")
@@ -1300,48 +1215,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def apply_fault(self, fault, token_endpoint):
         """Acts on an injected fault.  Returns (handled, status, slow_ms)."""
-        if fault["delay_ms"] > 0:
-            time.sleep(fault["delay_ms"] / 1000.0)
-        if fault["drop"]:
-            self.drop()
-            return True, None, 0.0
-        slow = fault["slow_body_ms"]
-        st = fault["status"]
-        if st is None:
-            return False, None, slow
-        headers = []
-        if fault["retry_after"] is not None:
-            headers.append(("Retry-After", fault["retry_after"]))
-        b = fault["body"]
-        if b is not None:
-            if isinstance(b, str):
-                self.send_all(st, b.encode("utf-8"), "text/plain", headers,
-                              slow)
-            else:
-                self.send_all(st, dump_json(b), CT_JSON, headers, slow)
-            return True, st, slow
-        message = fault["message"] or FAULT_MESSAGES.get(
-            st, "Injected fault: HTTP %d." % st)
-        if token_endpoint:
+
+        def error(st, headers, slow):
+            message = fault["message"] or FAULT_MESSAGES.get(
+                st, "Injected fault: HTTP %d." % st)
+            if token_endpoint:
+                if st < 400:
+                    self.send_all(st, b"", None, headers, slow)
+                    return
+                err = fault["code"] or ("invalid_client" if st == 401 else
+                                        "temporarily_unavailable"
+                                        if st == 429 or st >= 500
+                                        else "invalid_request")
+                obj = AadError(st, err, 50000 + st % 1000, message).body()
+                self.send_all(st, dump_json(obj), CT_AAD, headers, slow)
+                return
             if st < 400:
-                self.send_all(st, b"", None, headers, slow)
-                return True, st, slow
-            err = fault["code"] or ("invalid_client" if st == 401 else
-                                    "temporarily_unavailable"
-                                    if st == 429 or st >= 500
-                                    else "invalid_request")
-            obj = AadError(st, err, 50000 + st % 1000, message).body()
-            self.send_all(st, dump_json(obj), CT_AAD, headers, slow)
-            return True, st, slow
-        if st < 400:
-            self.send_graph(st, None, headers, slow)
-            return True, st, slow
-        e = GraphError(st, fault["code"] or FAULT_CODES.get(st, "UnknownError"),
-                       message, headers)
-        if st == 401:
-            e.headers.append(("WWW-Authenticate", 'Bearer realm=""'))
-        self.send_graph_error(e, slow)
-        return True, st, slow
+                self.send_graph(st, None, headers, slow)
+                return
+            e = GraphError(st, fault["code"] or
+                           FAULT_CODES.get(st, "UnknownError"),
+                           message, headers)
+            if st == 401:
+                e.headers.append(("WWW-Authenticate", 'Bearer realm=""'))
+            self.send_graph_error(e, slow)
+
+        return self.answer_fault(fault, error)
 
     # -- token endpoint -----------------------------------------------------
 
@@ -1353,7 +1252,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with state.lock:
                 state.token_requests += 1
-            fault = state.pick_fault(method, unquote(path))
+            fault = state.faults.pick(method, path)
             if fault is not None:
                 handled, status, _ = self.apply_fault(fault, True)
                 if handled:
@@ -1459,7 +1358,7 @@ class Handler(BaseHTTPRequestHandler):
                     "Application is over its MailboxConcurrency limit.",
                     [("Retry-After", "1")]))
                 return
-            fault = state.pick_fault(method, dpath)
+            fault = state.faults.pick(method, path)
             slow = 0.0
             if fault is not None:
                 handled, status, slow = self.apply_fault(fault, False)
@@ -1743,16 +1642,8 @@ class Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     state.reset_stats_locked()
                 self.send_json(200, {"ok": True})
-            elif path == "/__fake/faults" and method == "POST":
-                rules = parse_rules(obj)
-                with state.lock:
-                    state.faults = rules
-                self.send_json(200, {"ok": True, "rules": len(rules)})
-            elif path == "/__fake/faults" and method == "GET":
-                with state.lock:
-                    rules = [{k: v for k, v in r.items() if k != "match"}
-                             for r in state.faults]
-                self.send_json(200, {"rules": rules})
+            elif path == "/__fake/faults" and method in ("GET", "POST"):
+                self.send_json(200, state.faults.control(method, obj))
             elif path == "/__fake/expire-tokens" and method == "POST":
                 with state.lock:
                     n = len(state.tokens)

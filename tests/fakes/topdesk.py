@@ -28,6 +28,11 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+# faults.py lies beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import faults  # noqa: E402
+
 # The link type (capability) "asset is in stock".
 STOCK_CAPABILITY = "dad98dad-054b-41ae-a727-3e3b37342739"
 
@@ -499,8 +504,7 @@ class State:
         self.latency = args.latency_ms / 1000.0
         self.max_page = args.max_page
         self.verbose = args.verbose
-        self.faults = []
-        self.fault_rng = random.Random(args.seed)
+        self.faults = faults.Rules(args.seed)
         self.reset_stats()
 
     def set_dataset(self, ds):
@@ -582,53 +586,6 @@ class State:
             self.patches.append({"path": unquote(path), "body": obj,
                                  "status": status})
             del self.patches[:-1000]
-
-    def pick_fault(self, method, path):
-        """The rule that applies to this request, or None."""
-        with self.lock:
-            for rule in self.faults:
-                if not path.startswith(rule["path"]):
-                    continue
-                if rule["method"] and rule["method"] != method:
-                    continue
-                if rule["times"] is not None:
-                    if rule["times"] <= 0:
-                        continue
-                    rule["times"] -= 1
-                if self.fault_rng.random() < rule["ratio"]:
-                    return dict(rule)
-                return None
-        return None
-
-
-def parse_rules(obj):
-    if not isinstance(obj, dict) or not isinstance(obj.get("rules"), list):
-        raise ValueError("expected {\"rules\":[...]}")
-    rules = []
-    for r in obj["rules"]:
-        if not isinstance(r, dict):
-            raise ValueError("each rule must be an object")
-        status = r.get("status")
-        if status is not None and (not isinstance(status, int)
-                                   or not 100 <= status <= 599):
-            raise ValueError("status must be an HTTP status code")
-        times = r.get("times")
-        if times is not None and (not isinstance(times, int) or times < 0):
-            raise ValueError("times must be an int >= 0")
-        ra = r.get("retry_after")
-        rules.append({
-            "path": str(r.get("path", "/")),
-            "method": (str(r["method"]).upper() if r.get("method") else None),
-            "status": status,
-            "times": times,
-            "retry_after": None if ra is None else str(ra),
-            "delay_ms": float(r.get("delay_ms") or 0),
-            "drop": bool(r.get("drop", False)),
-            "slow_body_ms": float(r.get("slow_body_ms") or 0),
-            "ratio": float(1.0 if r.get("ratio") is None else r["ratio"]),
-            "body": r.get("body"),
-        })
-    return rules
 
 
 # ---------------------------------------------------------------------------
@@ -2672,12 +2629,13 @@ def route(path):
     return None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-topdesk"
     sys_version = ""
     disable_nagle_algorithm = True
     timeout = 120
+    status_text = STATUS_TEXT
 
     # -- plumbing ----------------------------------------------------------
 
@@ -2696,40 +2654,8 @@ class Handler(BaseHTTPRequestHandler):
             n = 0
         return self.rfile.read(n) if n > 0 else b""
 
-    def send_all(self, status, body, content_type=None, headers=(),
-                 slow_ms=0.0):
-        self.log_request(status)
-        lines = ["HTTP/1.1 %d %s" % (status, STATUS_TEXT.get(status, "Status")),
-                 "Server: fake-topdesk",
-                 "Date: " + self.date_time_string(),
-                 "Content-Length: %d" % len(body)]
-        if content_type and body:
-            lines.append("Content-Type: " + content_type)
-        for k, v in headers:
-            lines.append("%s: %s" % (k, v))
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if slow_ms <= 0 or not body:
-            self.wfile.write(head + body)
-            return
-        self.wfile.write(head)
-        chunks = max(1, min(len(body), int(slow_ms // 10)))
-        step = -(-len(body) // chunks)
-        pause = slow_ms / 1000.0 / chunks
-        for i in range(0, len(body), step):
-            time.sleep(pause)
-            self.wfile.write(body[i:i + step])
-
     def send_json(self, status, obj, headers=()):
         self.send_all(status, dump_json(obj), MT_JSON, headers)
-
-    def drop(self):
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def do_GET(self):
         self.dispatch("GET")
@@ -2777,15 +2703,8 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/__fake/reset" and method == "POST":
                 state.reset_stats()
                 self.send_json(200, {"ok": True})
-            elif path == "/__fake/faults" and method == "POST":
-                rules = parse_rules(obj)
-                with state.lock:
-                    state.faults = rules
-                self.send_json(200, {"ok": True, "rules": len(rules)})
-            elif path == "/__fake/faults" and method == "GET":
-                with state.lock:
-                    rules = [dict(r) for r in state.faults]
-                self.send_json(200, {"rules": rules})
+            elif path == "/__fake/faults" and method in ("GET", "POST"):
+                self.send_json(200, state.faults.control(method, obj))
             elif path == "/__fake/data" and method == "GET":
                 data = state.dataset.to_json()
                 with state.lock:
@@ -2943,37 +2862,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_answer(self, state, method, path, query, body=b""):
         """Answers one API request; returns the status sent (None: dropped)."""
-        fault = state.pick_fault(method, path)
+        fault = state.faults.pick(method, path)
         if state.latency > 0:
             time.sleep(state.latency)
         slow = 0.0
         if fault is not None:
-            if fault["delay_ms"] > 0:
-                time.sleep(fault["delay_ms"] / 1000.0)
-            if fault["drop"]:
-                self.drop()
-                return None
-            slow = fault["slow_body_ms"]
-            if fault["status"] is not None:
-                st = fault["status"]
-                headers = []
-                if fault["retry_after"] is not None:
-                    headers.append(("Retry-After", fault["retry_after"]))
-                b = fault["body"]
-                if b is None:
-                    err = ApiError(st, "fake_fault",
-                                   "injected fault: HTTP %d" % st,
-                                   empty=(st == 401 or st < 200 or
-                                          st in (204, 304)))
-                    data, ctype = err.body(), MT_JSON
-                elif isinstance(b, str):
-                    data, ctype = b.encode("utf-8"), "text/plain"
-                else:
-                    data, ctype = dump_json(b), MT_JSON
-                if st == 401:
-                    headers.append(("WWW-Authenticate",
-                                    'Basic realm="TOPdesk"'))
-                self.send_all(st, data, ctype, headers, slow)
+            answered, st, slow = self.answer_fault(fault, self.fault_error)
+            if answered:
                 return st
 
         try:
@@ -3034,6 +2929,17 @@ class Handler(BaseHTTPRequestHandler):
                     or path != "/tas/api/locations" else "errors"
             self.send_all(e.status, e.body(), MT_JSON, e.headers, slow)
             return e.status
+
+    def fault_headers(self, status):
+        if status == 401:
+            return [("WWW-Authenticate", 'Basic realm="TOPdesk"')]
+        return []
+
+    def fault_error(self, st, headers, slow):
+        """The answer of a fault rule without a body: a TOPdesk error."""
+        err = ApiError(st, "fake_fault", "injected fault: HTTP %d" % st,
+                       empty=(st == 401 or st < 200 or st in (204, 304)))
+        self.send_all(st, err.body(), MT_JSON, headers, slow)
 
     def authorised(self, state):
         h = self.headers.get("Authorization", "")
