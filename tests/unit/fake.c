@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,53 @@ fake_find(const char *name, const char *argv0)
             free(cand[i]);
     }
     return found;
+}
+
+char *
+fake_main_init(const char *name, const char *argv0)
+{
+    char *script;
+
+    if (fake_python_missing())
+        return NULL;
+    script = fake_find(name, argv0);
+    if (!script) {
+        fprintf(stderr, "SKIP: tests/fakes/%s not found\n", name);
+        return NULL;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return script;
+}
+
+void
+fake_main_done(char *script)
+{
+    curl_global_cleanup();
+    free(script);
+}
+
+config_t *
+fake_config(const char *fmt, ...)
+{
+    va_list ap;
+    config_t *c = NULL;
+    char *yaml, *err = NULL;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&yaml, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        fprintf(stderr, "fake_config: out of memory\n");
+        return NULL;
+    }
+    if (config_load_buffer("test.yaml", yaml, (size_t)n, &c, &err) != CONFIG_OK) {
+        fprintf(stderr, "config_load_buffer: %s\n", err ? err : "?");
+        free(err);
+        c = NULL;
+    }
+    free(yaml);
+    return c;
 }
 
 int

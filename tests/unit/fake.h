@@ -1,7 +1,8 @@
 /* The Python fakes (the scripts in tests/fakes/) as seen from a C unit
  * test: find the script, run it on a free loopback port in its own temp
  * dir, talk to its control endpoints (/__fake/...), stop it and remove the
- * dir.  Also the clock helpers the tests time retries with.
+ * dir.  Also the clock helpers the tests time retries with, and what a
+ * test's main() and fixtures do around a group that runs against one fake.
  * Single-threaded tests only. */
 #ifndef TDHOOK_TESTS_FAKE_H
 #define TDHOOK_TESTS_FAKE_H
@@ -10,6 +11,8 @@
 #include <sys/types.h>
 
 #include <json-c/json.h>
+
+#include "config/config.h"
 
 #define FAKE_PYTHON "/usr/bin/python3"
 
@@ -37,6 +40,19 @@ char *fake_top_srcdir(void);
  * relative to argv0 (the test binary; may be NULL).  Allocated, free with
  * free(); NULL when no such file exists. */
 char *fake_find(const char *name, const char *argv0);
+
+/* For main() of a test group against one fake: the path of tests/fakes/NAME
+ * (see fake_find), with curl initialised; NULL, after printing "SKIP: ..."
+ * to stderr, when FAKE_PYTHON or the script is missing, so that main() can
+ * exit 77.  After the group: fake_main_done(). */
+char *fake_main_init(const char *name, const char *argv0);
+
+/* Undoes fake_main_init(): cleans curl up and frees script. */
+void fake_main_done(char *script);
+
+/* The config loaded from the YAML that fmt and its arguments make, or NULL
+ * after printing why it does not load to stderr.  Free with config_free(). */
+config_t *fake_config(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Zeroes f and makes its temp dir /tmp/tdhook-TAG-XXXXXX.  0, or -1 with
  * errno set. */

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "config/config.h"
@@ -105,24 +104,14 @@ fake_seed(const char *mailbox, const char *subject, time_t start, time_t end)
 static config_t *
 make_config(const char *secret, const char *login_url, const char *graph_url, const char *dir)
 {
-    config_t *c = NULL;
-    char *err = NULL;
-    char *yaml = xasprintf("state_dir: '%s'\n"
-                           "hooks: {tokens: [t]}\n"
-                           "topdesk: {url: 'http://127.0.0.1:9', username: u, "
-                           "application_password: p}\n"
-                           "mail: {from: a@example.com}\n"
-                           "graph: {tenant: " TENANT ", client_id: cid, client_secret: '%s', "
-                           "login_url: '%s', graph_url: '%s'}\n",
-                           dir, secret, login_url, graph_url);
-
-    if (config_load_buffer("test.yaml", yaml, strlen(yaml), &c, &err) != CONFIG_OK) {
-        fprintf(stderr, "config_load_buffer: %s\n", err ? err : "?");
-        free(err);
-        c = NULL;
-    }
-    free(yaml);
-    return c;
+    return fake_config("state_dir: '%s'\n"
+                       "hooks: {tokens: [t]}\n"
+                       "topdesk: {url: 'http://127.0.0.1:9', username: u, "
+                       "application_password: p}\n"
+                       "mail: {from: a@example.com}\n"
+                       "graph: {tenant: " TENANT ", client_id: cid, client_secret: '%s', "
+                       "login_url: '%s', graph_url: '%s'}\n",
+                       dir, secret, login_url, graph_url);
 }
 
 static config_t *
@@ -772,16 +761,10 @@ main(int argc, char **argv)
     int rc;
 
     (void)argc;
-    if (fake_python_missing())
+    fake_script = fake_main_init("graph.py", argv[0]);
+    if (!fake_script)
         return 77;
-    fake_script = fake_find("graph.py", argv[0]);
-    if (!fake_script) {
-        fprintf(stderr, "SKIP: tests/fakes/graph.py not found\n");
-        return 77;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmocka_run_group_tests_name("graph", tests, group_setup, group_teardown);
-    curl_global_cleanup();
-    free(fake_script);
+    fake_main_done(fake_script);
     return rc;
 }

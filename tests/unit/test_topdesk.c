@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "config/config.h"
@@ -76,22 +75,12 @@ fake_max_in_flight(void)
 static config_t *
 make_config(const char *password, const char *timeout, int max_parallel, int port)
 {
-    config_t *c = NULL;
-    char *err = NULL;
-    char *yaml = xasprintf("state_dir: /tmp/x\nhooks: {tokens: [t]}\n"
-                           "topdesk: {url: 'http://127.0.0.1:%d', username: tdhook-api, "
-                           "application_password: %s, timeout: %s, max_parallel: %d}\n"
-                           "mail: {from: a@example.com}\n"
-                           "graph: {tenant: t, client_id: c, client_secret: s}\n",
-                           port, password, timeout, max_parallel);
-
-    if (config_load_buffer("test.yaml", yaml, strlen(yaml), &c, &err) != 0) {
-        fprintf(stderr, "config_load_buffer: %s\n", err ? err : "?");
-        free(err);
-        c = NULL;
-    }
-    free(yaml);
-    return c;
+    return fake_config("state_dir: /tmp/x\nhooks: {tokens: [t]}\n"
+                       "topdesk: {url: 'http://127.0.0.1:%d', username: tdhook-api, "
+                       "application_password: %s, timeout: %s, max_parallel: %d}\n"
+                       "mail: {from: a@example.com}\n"
+                       "graph: {tenant: t, client_id: c, client_secret: s}\n",
+                       port, password, timeout, max_parallel);
 }
 
 static int
@@ -831,16 +820,10 @@ main(int argc, char **argv)
     int rc;
 
     (void)argc;
-    if (fake_python_missing())
+    fake_script = fake_main_init("topdesk.py", argv[0]);
+    if (!fake_script)
         return 77;
-    fake_script = fake_find("topdesk.py", argv[0]);
-    if (!fake_script) {
-        fprintf(stderr, "SKIP: tests/fakes/topdesk.py not found\n");
-        return 77;
-    }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmocka_run_group_tests_name("topdesk", tests, group_setup, group_teardown);
-    curl_global_cleanup();
-    free(fake_script);
+    fake_main_done(fake_script);
     return rc;
 }
