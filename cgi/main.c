@@ -19,7 +19,7 @@ static const char usage_text[] =
     "usage: tdhook [-c FILE] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  serve [--socket unix:PATH|tcp:HOST:PORT] [--workers N]\n"
+    "  serve [--socket unix:PATH|tcp:HOST:PORT] [--workers N] [--threads N]\n"
     "                        run the FastCGI server (no --socket: inherited socket)\n"
     "  check-config          validate the configuration, print it with secrets masked\n"
     "  queue list            list queued, running, dead and finished jobs\n"
@@ -95,10 +95,26 @@ run_cgi(void)
     return EX_OK;
 }
 
+/* A number from 1 to max for a serve option into *out; 0, or -1 after
+ * saying what is wrong. */
+static int
+serve_count(const char *option, const char *arg, long max, int *out)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+
+    if (!*arg || *end || n < 1 || n > max) {
+        fprintf(stderr, "tdhook: %s takes a number from 1 to %ld\n", option, max);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
 static int
 run_serve(const config_t *cfg, int argc, char **argv)
 {
-    serve_opts_t opts = {NULL, 2};
+    serve_opts_t opts = {NULL, 2, 16};
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
@@ -106,13 +122,11 @@ run_serve(const config_t *cfg, int argc, char **argv)
         } else if (strncmp(argv[i], "--socket=", 9) == 0) {
             opts.socket = argv[i] + 9;
         } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 128) {
-                fprintf(stderr, "tdhook: --workers takes a number from 1 to 128\n");
+            if (serve_count("--workers", argv[++i], 128, &opts.workers))
                 return EX_USAGE;
-            }
-            opts.workers = (int)n;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            if (serve_count("--threads", argv[++i], 256, &opts.threads))
+                return EX_USAGE;
         } else {
             fprintf(stderr, "tdhook: serve: unknown argument \"%s\"\n", argv[i]);
             return usage(stderr, EX_USAGE);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@
 #define SERVE_MAX_CHILDREN 256
 #define SERVE_STOP_GRACE_S 30
 #define SERVE_PRUNE_EVERY_S 60
+#define SERVE_CHECKPOINT_MS 1000L
+#define SERVE_THREAD_STACK (512 * 1024)   /* how often the master syncs the workers' jobs */
 
 typedef enum { ROLE_HTTP, ROLE_RUNNER } serve_role_t;
 
@@ -257,47 +260,151 @@ serve_queue(const config_t *cfg)
     return q;
 }
 
-static void
-serve_http_worker(const config_t *cfg, int listen_fd)
+static long long
+serve_now_ms(void)
 {
-    FCGX_Request req;
-    app_t app = {cfg, NULL};
-    front_io_t io = {fcgx_param, fcgx_read, fcgx_more, fcgx_write, &req};
-    sigset_t term, none;
+    struct timespec ts;
 
-    prctl(PR_SET_NAME, "tdhook-http", 0, 0, 0);
-    serve_child_signals();
-    app.queue = serve_queue(cfg);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How often the master checkpoints: SERVE_CHECKPOINT_MS, or for the tests
+ * of the journal TDHOOK_TEST_CHECKPOINT_MS (0: never, so that what a worker
+ * stored is left to its journal alone). */
+static long long
+serve_checkpoint_ms(void)
+{
+    const char *env = getenv("TDHOOK_TEST_CHECKPOINT_MS");
+    char *end;
+    long long v;
+
+    if (!env || !*env)
+        return SERVE_CHECKPOINT_MS;
+    v = strtoll(env, &end, 10);
+    return *end || v < 0 ? SERVE_CHECKPOINT_MS : v;
+}
+
+/* The queue of HTTP worker `slot`, with its journal when it can have one. */
+static queue_t *
+serve_worker_queue(const config_t *cfg, int slot)
+{
+    queue_t *q = serve_queue(cfg);
+
+    if (q)
+        queue_journal(q, slot);
+    return q;
+}
+
+typedef struct {
+    const config_t *cfg;
+    int listen_fd;
+    int slot;
+    pthread_t tid;
+    volatile int finished;
+} serve_thread_t;
+
+/* One thread of an HTTP worker: its own request, app and queue handle (the
+ * journal behind them is the process's).  SIGTERM is blocked but while the
+ * thread waits in accept(), so a request in flight always gets its answer. */
+static void *
+serve_http_thread(void *arg)
+{
+    serve_thread_t *t = arg;
+    FCGX_Request req;
+    app_t app = {t->cfg, NULL};
+    front_io_t io = {fcgx_param, fcgx_read, fcgx_more, fcgx_write, &req};
+    sigset_t term;
+
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigaddset(&term, SIGINT);
-    sigemptyset(&none);
-    FCGX_InitRequest(&req, listen_fd, 0);
+    app.queue = serve_worker_queue(t->cfg, t->slot);
+    FCGX_InitRequest(&req, t->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
     for (;;) {
         int rc;
 
-        /* SIGTERM can land only while waiting for a request, never during
-         * one, so a request in flight always gets its answer. */
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (serve_stop)
+        pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+        if (serve_stop) {
+            pthread_sigmask(SIG_BLOCK, &term, NULL);
             break;
+        }
         rc = FCGX_Accept_r(&req);
-        sigprocmask(SIG_BLOCK, &term, NULL);
+        pthread_sigmask(SIG_BLOCK, &term, NULL);
         if (rc < 0) {
             if (serve_stop)
                 break;
+            if (rc == -EINTR)
+                continue;
             log_warn("accept failed: %s", strerror(-rc > 0 ? -rc : EIO));
             usleep(100000);
             continue;
         }
         if (!app.queue)
-            app.queue = serve_queue(cfg);
+            app.queue = serve_worker_queue(t->cfg, t->slot);
         front_handle(&app, &io);
         FCGX_Finish_r(&req);
     }
     FCGX_Free(&req, 1);
     if (app.queue)
         queue_close(app.queue);
+    t->finished = 1;
+    return NULL;
+}
+
+/* An HTTP worker: `threads` threads serve requests; this one waits for the
+ * end and then wakes the threads still blocked in accept() until all are
+ * through. */
+static void
+serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
+{
+    serve_thread_t *ts = xcalloc((size_t)threads, sizeof *ts);
+    pthread_attr_t attr;
+    sigset_t term;
+    int started = 0;
+
+    prctl(PR_SET_NAME, "tdhook-http", 0, 0, 0);
+    serve_child_signals();
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &term, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SERVE_THREAD_STACK);
+    for (int i = 0; i < threads; i++) {
+        ts[i] = (serve_thread_t){cfg, listen_fd, slot, 0, 0};
+        if (pthread_create(&ts[i].tid, &attr, serve_http_thread, &ts[i]) != 0) {
+            log_error("worker %d: cannot start thread %d: %s", slot, i, strerror(errno));
+            break;
+        }
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    while (!serve_stop && started > 0) {
+        struct timespec ts_wait = {0, 200 * 1000000L};
+        siginfo_t info;
+        int sig = sigtimedwait(&term, &info, &ts_wait);
+
+        if (sig == SIGTERM || sig == SIGINT)
+            serve_stop = 1;
+    }
+    FCGX_ShutdownPending();
+    for (int done = 0; !done;) {
+        struct timespec nap = {0, 50 * 1000000L};
+
+        done = 1;
+        for (int i = 0; i < started; i++) {
+            if (ts[i].finished)
+                continue;
+            done = 0;
+            pthread_kill(ts[i].tid, SIGTERM);
+        }
+        if (!done)
+            nanosleep(&nap, NULL);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(ts[i].tid, NULL);
+    free(ts);
     _exit(0);
 }
 
@@ -336,7 +443,7 @@ serve_runner(const config_t *cfg, int index)
 }
 
 static pid_t
-serve_spawn(const config_t *cfg, int listen_fd, serve_child_t *c)
+serve_spawn(const config_t *cfg, int listen_fd, int threads, serve_child_t *c)
 {
     pid_t pid = fork();
 
@@ -346,7 +453,7 @@ serve_spawn(const config_t *cfg, int listen_fd, serve_child_t *c)
     }
     if (pid == 0) {
         if (c->role == ROLE_HTTP)
-            serve_http_worker(cfg, listen_fd);
+            serve_http_worker(cfg, listen_fd, c->index, threads);
         close(listen_fd);
         serve_runner(cfg, c->index);
     }
@@ -406,6 +513,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
 {
     serve_child_t kids[SERVE_MAX_CHILDREN];
     int nkids = 0, listen_fd, rc = EX_OK;
+    long long checkpoint_ms, last_checkpoint;
     char *err = NULL;
     sigset_t set;
     struct sigaction sa;
@@ -433,6 +541,10 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
     }
     metrics_setup();
     queue_share_sync();
+    /* The master's own queue, for the checkpoints of the workers' journals. */
+    q = serve_queue(cfg);
+    checkpoint_ms = serve_checkpoint_ms();
+    last_checkpoint = serve_now_ms();
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
@@ -449,7 +561,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
     for (int i = 0; i < cfg->queue.runners; i++)
         kids[nkids++] = (serve_child_t){0, ROLE_RUNNER, i, 0};
     for (int i = 0; i < nkids; i++)
-        serve_spawn(cfg, listen_fd, &kids[i]);
+        serve_spawn(cfg, listen_fd, opts->threads, &kids[i]);
     log_info("serving on %s with %d workers and %d job runners (pid %ld)",
              opts->socket ? opts->socket : "the inherited socket", opts->workers,
              cfg->queue.runners, (long)getpid());
@@ -458,6 +570,12 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
         struct timespec ts = {1, 0};
         siginfo_t info;
         int sig = sigtimedwait(&set, &info, &ts);
+        long long now = serve_now_ms();
+
+        if (q && checkpoint_ms > 0 && now - last_checkpoint >= checkpoint_ms) {
+            queue_checkpoint(q);
+            last_checkpoint = now;
+        }
 
         if (sig == SIGTERM || sig == SIGINT)
             serve_stop = 1;
@@ -470,7 +588,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
             /* A child that keeps dying right after its start is re-spawned
              * at most once a second. */
             if (kids[i].pid == 0 && time(NULL) - kids[i].started >= 1)
-                serve_spawn(cfg, listen_fd, &kids[i]);
+                serve_spawn(cfg, listen_fd, opts->threads, &kids[i]);
         }
     }
 
@@ -493,6 +611,13 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
         for (int i = 0; i < nkids; i++)
             if (kids[i].pid > 0 && kids[i].role == ROLE_HTTP)
                 kill(kids[i].pid, SIGTERM);
+    }
+    /* Every worker is gone: what they stored becomes durable in its files,
+     * so the next start has nothing to replay. */
+    if (q) {
+        if (checkpoint_ms > 0)
+            queue_checkpoint(q);
+        queue_close(q);
     }
     if (opts->socket && strncmp(opts->socket, "unix:", 5) == 0)
         unlink(opts->socket + 5);

@@ -13,7 +13,7 @@
 
 static log_level_t log_min = LOG_INFO;
 static log_format_t log_fmt = LOG_TEXT;
-static char log_req[64];
+static __thread char log_req[64];   /* each request thread its own */
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 

@@ -1,6 +1,14 @@
 /* The durable job queue: one JSON file per job, moved between directories
  * by write+fsync+rename, claimed with flock() on a per-job lock file.
  *
+ * The HTTP workers of a server take a faster way in: each writes a new job
+ * (and its idempotency key) ahead into its own journal (core/journal.c),
+ * one fdatasync() of one page, and then the files without any fsync.  The
+ * master makes those files durable with one syncfs() about once a second
+ * and records how far that reaches in journal/checkpoint; a worker that
+ * starts replays what its journal holds beyond that point, so a job that
+ * was answered 202 survives a crash of the worker or of the machine.
+ *
  * The claim protocol: a runner opens lock/ID, takes LOCK_EX|LOCK_NB and then
  * checks that the file it locked is still the one named lock/ID (a finishing
  * runner unlinks lock/ID while it holds it, so a process that opened the old
@@ -14,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/journal.h"
 #include "core/log.h"
 #include "core/queue.h"
 #include "core/random.h"
@@ -48,10 +58,10 @@
 /* Internal result of lock_acquire(): someone else holds the claim. */
 #define LOCK_BUSY 101
 
-enum { QDIR_TMP, QDIR_QUEUE, QDIR_LOCK, QDIR_DONE, QDIR_DEAD, QDIR_IDEM, QDIR_COUNT };
+enum { QDIR_TMP, QDIR_QUEUE, QDIR_LOCK, QDIR_DONE, QDIR_DEAD, QDIR_IDEM, QDIR_JOURNAL, QDIR_COUNT };
 
 static const char *const qdir_names[QDIR_COUNT] = {
-    "tmp", "queue", "lock", "done", "dead", "idem"
+    "tmp", "queue", "lock", "done", "dead", "idem", "journal"
 };
 
 typedef struct {
@@ -69,26 +79,46 @@ struct queue {
     queue_claim_t *claims;   /* jobs this queue_t has claimed */
     size_t nclaims;
     size_t aclaims;
-    int sync_fd;             /* sync.lock: the group commit lock, and the fs to syncfs */
+    int sync_fd;             /* sync.lock: the file syncfs() is called on */
     int depth_fd;            /* depth.lock: shared while queue/ changes, exclusive to count it */
-    int defer_sync;          /* write_durable() leaves the fsyncs to group_sync() */
+    int journal;             /* enqueue through the process's journal (wal) */
+    uint64_t *checkpoint;    /* the master's: per slot, durable up to this seq */
     int writable;            /* the last probe of queue_writable() */
     long long writable_ms;   /* when it ran; 0: never */
 };
 
-/* Group commit: the processes of one server share two counters.  A writer
- * takes a ticket after its rename; whoever holds the lock runs one syncfs()
- * for every ticket issued so far, so N workers that enqueue at once pay for
- * one journal commit instead of 2N fsyncs.  NULL: every write fsyncs its
- * own file and directory. */
+/* What the processes of one server share.  NULL outside a server (CGI,
+ * the CLI): there every write fsyncs its own file and directory. */
 typedef struct {
-    uint64_t requested;
-    uint64_t synced;
     int64_t depth;       /* jobs in queue/, shared so the bound holds across workers */
     int64_t depth_ms;    /* when depth was last counted */
+    /* Per journal slot: the last commit whose files are written, and the
+     * last one the master's syncfs() has made durable. */
+    uint64_t written[QUEUE_SLOTS];
+    uint64_t synced[QUEUE_SLOTS];
 } queue_sync_t;
 
 static queue_sync_t *queue_sync;
+
+/* The journal of an HTTP worker process, shared by its threads.  A thread
+ * holds `files` shared from its commit until the commit's files are
+ * written; a reset takes it exclusive, so it starts only when every commit
+ * of the round has its files.  `done` marks, by seq, the commits whose
+ * threads are through, so `written` (published to the master) only moves
+ * past commits that have their files. */
+#define WAL_RING 4096            /* far more than threads in flight */
+
+static struct {
+    pthread_mutex_t mu;          /* guards slot, written, done */
+    pthread_rwlock_t files;
+    journal_t *j;                /* NULL: no journal in this process */
+    int slot;
+    uint64_t written;
+    unsigned char done[WAL_RING];
+} wal = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .files = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
+};
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -138,11 +168,13 @@ id_valid(const char *id)
 static void
 id_new(char *id)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static unsigned long long last_ms, last_rand;
     static pid_t last_pid;
     unsigned long long ms = (unsigned long long)now_ms() & 0xffffffffffffULL;
     unsigned long long r;
 
+    pthread_mutex_lock(&mu);
     if (last_pid == getpid() && ms <= last_ms) {
         ms = last_ms;
         r = last_rand + 1 + (random_u64() & 0xffffffULL);
@@ -156,6 +188,7 @@ id_new(char *id)
     last_pid = getpid();
     last_ms = ms;
     last_rand = r;
+    pthread_mutex_unlock(&mu);
     snprintf(id, QUEUE_ID_MAX, "%012llx-%011llx", ms, r);
 }
 
@@ -198,6 +231,25 @@ path_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* Writes all of data to fd, retrying after signals.  0, or -1 with errno. */
+static int
+write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* Writes data to dir/name durably: tmp file, fsync, rename, fsync of dir.
  * 0 or -1 (logged, tmp file removed). */
 static int
@@ -210,26 +262,16 @@ write_durable(const queue_t *q, int dir, const char *name,
     const char *what = "create";
     const char *where = tmp;
     int fd, created = 0, rc = -1;
-    size_t off = 0;
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         goto out;
     created = 1;
     what = "write";
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            goto out;
-        }
-        off += (size_t)n;
-    }
+    if (write_all(fd, data, len))
+        goto out;
     what = "fsync";
-    if (!q->defer_sync && fsync(fd))
+    if (fsync(fd))
         goto out;
     what = "close";
     rc = close(fd);
@@ -246,7 +288,7 @@ write_durable(const queue_t *q, int dir, const char *name,
     created = 0;
     what = "fsync";
     where = q->dirs[dir];
-    if (!q->defer_sync && fsync_dir(q->dirs[dir]))
+    if (fsync_dir(q->dirs[dir]))
         goto out;
     rc = 0;
 out:
@@ -261,6 +303,43 @@ out:
     return rc;
 }
 
+/* Writes data to dir/name without any fsync (a journal holds it): a dot
+ * file beside it, renamed into place, so readers never see it half
+ * written.  0 or -1 (logged, dot file removed). */
+static int
+write_quick(const queue_t *q, int dir, const char *name, const char *data, size_t len)
+{
+    char *tmp = xasprintf("%s/.%s.%08llx", q->dirs[dir], name, random_u64() & 0xffffffffULL);
+    char *dest = xasprintf("%s/%s", q->dirs[dir], name);
+    const char *what = "create";
+    int fd, rc = -1;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    what = "write";
+    if (write_all(fd, data, len))
+        goto out;
+    what = "close";
+    rc = close(fd);
+    fd = -1;
+    if (rc == 0) {
+        what = "rename";
+        rc = rename(tmp, dest);
+    }
+out:
+    if (rc) {
+        rc = -1;
+        log_error("queue: cannot %s %s: %s", what, tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+    }
+    free(tmp);
+    free(dest);
+    return rc;
+}
+
 /* The shared count of queue/ (servers only) is exact because queue/
  * changes under a shared lock and is counted under an exclusive one. */
 static void
@@ -269,38 +348,6 @@ depth_lock(const queue_t *q, int how)
     if (q->depth_fd >= 0)
         while (flock(q->depth_fd, how) < 0 && errno == EINTR)
             ;
-}
-
-/* Makes every write renamed into place before this call durable, sharing
- * one syncfs() with the other processes that wait at the same time.  0 or
- * -1 with errno. */
-static int
-group_sync(queue_t *q)
-{
-    uint64_t ticket = __atomic_add_fetch(&queue_sync->requested, 1, __ATOMIC_SEQ_CST);
-
-    for (;;) {
-        uint64_t target;
-        int rc;
-
-        if (__atomic_load_n(&queue_sync->synced, __ATOMIC_ACQUIRE) >= ticket)
-            return 0;
-        while (flock(q->sync_fd, LOCK_EX) < 0)
-            if (errno != EINTR)
-                return -1;
-        if (__atomic_load_n(&queue_sync->synced, __ATOMIC_ACQUIRE) >= ticket) {
-            flock(q->sync_fd, LOCK_UN);
-            return 0;
-        }
-        /* Every ticket up to here was taken after its rename. */
-        target = __atomic_load_n(&queue_sync->requested, __ATOMIC_SEQ_CST);
-        rc = syncfs(q->sync_fd);
-        if (rc == 0)
-            __atomic_store_n(&queue_sync->synced, target, __ATOMIC_RELEASE);
-        flock(q->sync_fd, LOCK_UN);
-        if (rc)
-            return -1;
-    }
 }
 
 /* Reads a whole file of at most cap bytes into b.  QUEUE_OK, QUEUE_ENOENT,
@@ -790,6 +837,7 @@ queue_close(queue_t *q)
         close(q->sync_fd);
     if (q->depth_fd >= 0)
         close(q->depth_fd);
+    free(q->checkpoint);
     for (d = 0; d < QDIR_COUNT; d++)
         free(q->dirs[d]);
     free(q->root);
@@ -836,6 +884,329 @@ out:
     return found;
 }
 
+/* --- the write-ahead journal of an HTTP worker ---------------------------- */
+
+#define CHECKPOINT_NAME "checkpoint"
+#define ENTRY_HEAD 6     /* dir u8, name length u8, data length u32 */
+
+/* Adds a file to a commit's body: dir u8 | name length u8 | data length
+ * u32 (little-endian) | name | data.  BUF_OK or BUF_TOOBIG. */
+static int
+entry_add(buf_t *b, int dir, const char *name, const char *data)
+{
+    size_t nlen = strlen(name), dlen = strlen(data), before = b->len;
+    unsigned char h[ENTRY_HEAD];
+
+    h[0] = (unsigned char)dir;
+    h[1] = (unsigned char)nlen;
+    for (int i = 0; i < 4; i++)
+        h[2 + i] = (unsigned char)(dlen >> (8 * i));
+    if (nlen > 255 || dlen > UINT32_MAX || buf_append(b, h, sizeof h) ||
+        buf_append(b, name, nlen) || buf_append(b, data, dlen)) {
+        b->len = before;
+        return BUF_TOOBIG;
+    }
+    return BUF_OK;
+}
+
+/* Reads journal/checkpoint into cp[QUEUE_SLOTS] (what is missing stays). */
+static void
+checkpoint_load(const queue_t *q, uint64_t *cp)
+{
+    char *path = xasprintf("%s/%s", q->dirs[QDIR_JOURNAL], CHECKPOINT_NAME);
+    FILE *f = fopen(path, "re");
+    unsigned long long seq;
+    int slot;
+
+    free(path);
+    if (!f)
+        return;
+    while (fscanf(f, "%d %llu\n", &slot, &seq) == 2)
+        if (slot >= 0 && slot < QUEUE_SLOTS && seq > cp[slot])
+            cp[slot] = seq;
+    fclose(f);
+}
+
+/* Marks commit seq as through (its files written, or given up) and moves
+ * `written` over every commit that is. */
+static void
+wal_done(uint64_t seq)
+{
+    pthread_mutex_lock(&wal.mu);
+    if (seq > wal.written)
+        wal.done[seq % WAL_RING] = 1;
+    while (wal.done[(wal.written + 1) % WAL_RING]) {
+        wal.done[(wal.written + 1) % WAL_RING] = 0;
+        wal.written++;
+    }
+    __atomic_store_n(&queue_sync->written[wal.slot], wal.written, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&wal.mu);
+}
+
+/* Makes room in a full journal, with `files` held exclusive: the commits'
+ * files are durable already when the master's last syncfs() came after
+ * them, else one syncfs() here. */
+static int
+wal_make_room(queue_t *q, size_t len)
+{
+    uint64_t last;
+    int rc = 0;
+
+    pthread_rwlock_wrlock(&wal.files);
+    last = journal_last_seq(wal.j);
+    /* Another thread may have made room meanwhile. */
+    if (journal_pending(wal.j) > 0 && journal_fits(wal.j, len) == 0) {
+        if (__atomic_load_n(&queue_sync->synced[wal.slot], __ATOMIC_ACQUIRE) < last &&
+            syncfs(q->sync_fd)) {
+            log_error("queue: cannot sync %s: %s", q->root, strerror(errno));
+            rc = -1;
+        } else if (journal_reset(wal.j)) {
+            rc = -1;
+        } else {
+            uint64_t was = __atomic_load_n(&queue_sync->synced[wal.slot], __ATOMIC_ACQUIRE);
+            while (last > was &&
+                   !__atomic_compare_exchange_n(&queue_sync->synced[wal.slot], &was, last, 0,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                ;
+        }
+    }
+    pthread_rwlock_unlock(&wal.files);
+    return rc;
+}
+
+/* Stores a new job (and its idempotency key) the worker's way: one
+ * journal commit, then the files without fsync. */
+static int
+journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text)
+{
+    char *data = job_serialize(job, 0);
+    char name[QUEUE_ID_MAX + 8];
+    uint64_t seq = 0;
+    buf_t b;
+    int rc = QUEUE_EIO, jrc;
+
+    if (!data) {
+        log_error("queue: cannot serialise job %s", job->id);
+        return QUEUE_EIO;
+    }
+    snprintf(name, sizeof name, "%s.job", job->id);
+    buf_init(&b, journal_max_body());
+    if (entry_add(&b, QDIR_QUEUE, name, data) ||
+        (idem_name && entry_add(&b, QDIR_IDEM, idem_name, idem_text))) {
+        /* Too large for the journal: the slow way, fsync and all. */
+        buf_free(&b);
+        free(data);
+        rc = job_store(q, QDIR_QUEUE, job, 0);
+        if (rc == QUEUE_OK && idem_name &&
+            write_durable(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
+            log_warn("queue: job %s: idempotency key not stored", job->id);
+        return rc;
+    }
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&wal.files);
+        jrc = journal_commit(wal.j, b.data, b.len, &seq);
+        if (jrc != JOURNAL_EFULL || tries == 2)
+            break;
+        pthread_rwlock_unlock(&wal.files);
+        if (wal_make_room(q, b.len))
+            goto out;
+    }
+    if (jrc == JOURNAL_OK) {
+        /* Durable now.  Should a file fail below, the answer is an error
+         * and the sender tries again; the commit may then come back as a
+         * second job after a crash, which the jobs' idempotence makes
+         * harmless. */
+        if (write_quick(q, QDIR_QUEUE, name, data, strlen(data)) == 0)
+            rc = QUEUE_OK;
+        if (rc == QUEUE_OK && idem_name &&
+            write_quick(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
+            log_warn("queue: job %s: idempotency key not stored", job->id);
+    }
+    if (seq)
+        wal_done(seq);
+    else if (jrc == JOURNAL_EIO)
+        wal_done(journal_last_seq(wal.j));   /* a failed sync: nothing of ours to wait for */
+    pthread_rwlock_unlock(&wal.files);
+out:
+    buf_free(&b);
+    free(data);
+    return rc;
+}
+
+typedef struct {
+    queue_t *q;
+    uint64_t durable;    /* the checkpoint: commits up to here need nothing */
+    int jobs;            /* job files written again */
+    int keys;            /* idempotency keys written again */
+} replay_t;
+
+/* Writes again what a commit holds and the disk may have lost: a job that
+ * is nowhere (queue/, done/, dead/), a key that is missing. */
+static int
+replay_commit(uint64_t seq, const char *body, size_t len, void *arg)
+{
+    static const int where[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
+    replay_t *r = arg;
+    size_t off = 0;
+
+    if (seq <= r->durable)
+        return 0;
+    while (off < len) {
+        const unsigned char *h = (const unsigned char *)body + off;
+        char name[256], id[QUEUE_ID_MAX];
+        size_t nlen, dlen;
+        int dir, found = 0;
+
+        if (len - off < ENTRY_HEAD)
+            goto bad;
+        dir = h[0];
+        nlen = h[1];
+        dlen = (size_t)h[2] | (size_t)h[3] << 8 | (size_t)h[4] << 16 | (size_t)h[5] << 24;
+        if (nlen == 0 || len - off - ENTRY_HEAD < nlen || len - off - ENTRY_HEAD - nlen < dlen)
+            goto bad;
+        memcpy(name, h + ENTRY_HEAD, nlen);
+        name[nlen] = '\0';
+        if (strchr(name, '/') || name[0] == '.' || strlen(name) != nlen)
+            goto bad;
+        if (dir == QDIR_QUEUE) {
+            if (nlen != JOB_ID_LEN + 4 || strcmp(name + JOB_ID_LEN, ".job") != 0)
+                goto bad;
+            memcpy(id, name, JOB_ID_LEN);
+            id[JOB_ID_LEN] = '\0';
+            if (!id_valid(id))
+                goto bad;
+            for (size_t i = 0; i < sizeof where / sizeof where[0] && !found; i++) {
+                char *path = job_path(r->q, where[i], id);
+                found = path_exists(path);
+                free(path);
+            }
+        } else if (dir == QDIR_IDEM) {
+            char *path = xasprintf("%s/%s", r->q->dirs[QDIR_IDEM], name);
+            found = path_exists(path);
+            free(path);
+        } else {
+            goto bad;
+        }
+        if (!found) {
+            if (write_quick(r->q, dir, name, (const char *)h + ENTRY_HEAD + nlen, dlen))
+                return -1;
+            if (dir == QDIR_QUEUE) {
+                r->jobs++;
+                log_info("queue: job %s restored from the journal", id);
+            } else {
+                r->keys++;
+            }
+        }
+        off += ENTRY_HEAD + nlen + dlen;
+    }
+    return 0;
+bad:
+    log_warn("queue: journal commit %llu is malformed; skipped", (unsigned long long)seq);
+    return 0;
+}
+
+/* Opens the process's journal as slot and replays it (wal.mu held). */
+static void
+wal_open(queue_t *q, int slot)
+{
+    uint64_t cp[QUEUE_SLOTS] = {0};
+    char *path, *errstr = NULL;
+    replay_t r = {q, 0, 0, 0};
+    journal_t *j;
+    int n, err;
+
+    path = xasprintf("%s/%d.wal", q->dirs[QDIR_JOURNAL], slot);
+    j = journal_open(path, &err, &errstr);
+    free(path);
+    if (!j) {
+        log_warn("%s; this worker fsyncs each job instead", errstr);
+        free(errstr);
+        return;
+    }
+    checkpoint_load(q, cp);
+    r.durable = cp[slot];
+    n = journal_replay(j, replay_commit, &r);
+    /* What was replayed becomes durable in its files; then a new round
+     * (also when there was nothing, so that seqs go on from here). */
+    if (n >= 0 && ((n > 0 && syncfs(q->sync_fd)) || journal_reset(j)))
+        n = -1;
+    if (n < 0) {
+        /* The commits stay for the next start to try again. */
+        log_error("queue: cannot replay journal %d: %s; this worker fsyncs each job instead",
+                  slot, strerror(errno));
+        journal_close(j);
+        return;
+    }
+    if (r.jobs || r.keys)
+        log_info("queue: journal %d: %d jobs and %d idempotency keys restored", slot, r.jobs,
+                 r.keys);
+    wal.j = j;
+    wal.slot = slot;
+    wal.written = journal_last_seq(j);
+    __atomic_store_n(&queue_sync->written[slot], wal.written, __ATOMIC_RELEASE);
+    __atomic_store_n(&queue_sync->synced[slot], wal.written, __ATOMIC_RELEASE);
+}
+
+int
+queue_journal(queue_t *q, int slot)
+{
+    static int tried;
+
+    if (!queue_sync || q->sync_fd < 0 || slot < 0 || slot >= QUEUE_SLOTS)
+        return -1;
+    pthread_mutex_lock(&wal.mu);
+    if (!tried) {
+        tried = 1;
+        wal_open(q, slot);
+    }
+    q->journal = wal.j != NULL && wal.slot == slot;
+    pthread_mutex_unlock(&wal.mu);
+    return q->journal ? 0 : -1;
+}
+
+int
+queue_checkpoint(queue_t *q)
+{
+    uint64_t snap[QUEUE_SLOTS];
+    int changed = 0, rc;
+    buf_t b;
+
+    if (!queue_sync || q->sync_fd < 0)
+        return 0;
+    if (!q->checkpoint) {
+        q->checkpoint = xcalloc(QUEUE_SLOTS, sizeof *q->checkpoint);
+        checkpoint_load(q, q->checkpoint);
+    }
+    for (int i = 0; i < QUEUE_SLOTS; i++) {
+        snap[i] = __atomic_load_n(&queue_sync->written[i], __ATOMIC_ACQUIRE);
+        changed |= snap[i] > __atomic_load_n(&queue_sync->synced[i], __ATOMIC_ACQUIRE);
+    }
+    if (!changed)
+        return 0;
+    /* Every file of a commit counted in snap was written before this. */
+    if (syncfs(q->sync_fd)) {
+        log_error("queue: cannot sync %s: %s", q->root, strerror(errno));
+        return -1;
+    }
+    buf_init(&b, (size_t)QUEUE_SLOTS * 32);
+    for (int i = 0; i < QUEUE_SLOTS; i++) {
+        uint64_t was = __atomic_load_n(&queue_sync->synced[i], __ATOMIC_ACQUIRE);
+
+        /* A worker that reset its journal meanwhile may have stored more. */
+        while (snap[i] > was &&
+               !__atomic_compare_exchange_n(&queue_sync->synced[i], &was, snap[i], 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            ;
+        if (snap[i] > q->checkpoint[i])
+            q->checkpoint[i] = snap[i];
+        if (q->checkpoint[i])
+            buf_printf(&b, "%d %llu\n", i, (unsigned long long)q->checkpoint[i]);
+    }
+    rc = write_durable(q, QDIR_JOURNAL, CHECKPOINT_NAME, buf_str(&b), b.len);
+    buf_free(&b);
+    return rc;
+}
+
 int
 queue_enqueue(queue_t *q, const char *kind, json_object *payload,
               const char *idem_key, char *id, int *duplicate)
@@ -843,6 +1214,7 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     char idem_name[17];
     job_t job;
     long long now = now_ms();
+    char *idem_text = NULL;
     int rc, counted = 0;
 
     if (duplicate)
@@ -895,16 +1267,18 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     job.created_ms = now;
     job.not_before_ms = now;
     job.status = JOB_QUEUED;
-    q->defer_sync = queue_sync && q->sync_fd >= 0;
-    rc = job_store(q, QDIR_QUEUE, &job, 0);
+    if (idem_key && *idem_key)
+        idem_text = xasprintf("%s\t%s", job.id, idem_key);
+    if (q->journal)
+        rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text);
+    else
+        rc = job_store(q, QDIR_QUEUE, &job, 0);
     if (rc && counted)
         __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
     if (counted)
         depth_lock(q, LOCK_UN);
-    if (rc) {
-        q->defer_sync = 0;
-        return rc;
-    }
+    if (rc)
+        goto out;
     if (q->depth_ms)
         q->depth++;
     memcpy(id, job.id, JOB_ID_LEN + 1);
@@ -914,20 +1288,12 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
      * job's side effects are idempotent.  The job is stored already, so a
      * failure to remember the key is only logged: answering an error now
      * would make the sender retry and queue the job once more. */
-    if (idem_key && *idem_key) {
-        char *text = xasprintf("%s\t%s", job.id, idem_key);
-        if (write_durable(q, QDIR_IDEM, idem_name, text, strlen(text)))
-            log_warn("queue: job %s: idempotency key not stored", job.id);
-        free(text);
-    }
-    if (q->defer_sync) {
-        q->defer_sync = 0;
-        if (group_sync(q)) {
-            log_error("queue: cannot sync %s: %s", q->root, strerror(errno));
-            return QUEUE_EIO;
-        }
-    }
-    return QUEUE_OK;
+    if (idem_text && !q->journal &&
+        write_durable(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
+        log_warn("queue: job %s: idempotency key not stored", job.id);
+out:
+    free(idem_text);
+    return rc;
 }
 
 void
@@ -1362,7 +1728,7 @@ queue_dead_count(queue_t *q)
 
 /* Removes regular files in dir older than max_age_ms (by mtime). */
 static void
-prune_dir(const queue_t *q, int dir, long long max_age_ms)
+prune_dir(const queue_t *q, int dir, long long max_age_ms, int dots)
 {
     DIR *d = opendir(q->dirs[dir]);
     struct dirent *de;
@@ -1373,7 +1739,9 @@ prune_dir(const queue_t *q, int dir, long long max_age_ms)
     while ((de = readdir(d)) != NULL) {
         struct stat st;
 
-        if (de->d_name[0] == '.')
+        /* dots: only the dot files that write_quick() left half written */
+        if ((de->d_name[0] == '.') != dots || strcmp(de->d_name, ".") == 0 ||
+            strcmp(de->d_name, "..") == 0)
             continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
             continue;
@@ -1418,9 +1786,11 @@ queue_prune(queue_t *q)
 {
     long long keep = q->limits.keep_done_ms > 0 ? q->limits.keep_done_ms : 0;
 
-    prune_dir(q, QDIR_DONE, keep);
-    prune_dir(q, QDIR_IDEM, IDEM_TTL_MS);
-    prune_dir(q, QDIR_TMP, TMP_TTL_MS);
+    prune_dir(q, QDIR_DONE, keep, 0);
+    prune_dir(q, QDIR_IDEM, IDEM_TTL_MS, 0);
+    prune_dir(q, QDIR_TMP, TMP_TTL_MS, 0);
+    prune_dir(q, QDIR_QUEUE, TMP_TTL_MS, 1);
+    prune_dir(q, QDIR_IDEM, TMP_TTL_MS, 1);
     prune_locks(q);
 }
 

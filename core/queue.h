@@ -9,6 +9,9 @@
  *   done/ID.job   finished jobs with their result, kept for keep_done
  *   dead/ID.job   dead letters with their last error
  *   idem/HASH     idempotency keys (Idempotency-Key, webhook-id), 24 h
+ *   journal/N.wal the write-ahead journal of HTTP worker N of a server
+ *   journal/checkpoint  per worker, the last commit known to be durable
+ *                 in the files above
  *
  * Job ids are 24 characters [0-9a-f-], time-ordered, so a directory listing
  * sorted by name is the order of arrival.  Every function is safe to call
@@ -20,6 +23,7 @@
 #include <stddef.h>
 
 #define QUEUE_ID_MAX 40
+#define QUEUE_SLOTS 256   /* journals of one server at most */
 
 typedef enum {
     JOB_QUEUED,
@@ -63,19 +67,33 @@ typedef struct queue queue_t;
 queue_t *queue_open(const char *state_dir, const queue_limits_t *limits, char **errstr);
 void queue_close(queue_t *q);
 
-/* Stores a new job durably (written, fsync'ed, renamed, directory fsync'ed)
- * before it returns.  payload is borrowed.  With an idempotency key seen in
- * the last 24 h nothing is queued, *duplicate is set to 1 and id is the first
- * job's.  id must hold QUEUE_ID_MAX bytes.  QUEUE_EFULL, QUEUE_EIO. */
+/* Stores a new job durably (written, fsync'ed, renamed, directory fsync'ed;
+ * or committed to the worker's journal) before it returns.  payload is
+ * borrowed.  With an idempotency key seen in the last 24 h nothing is
+ * queued, *duplicate is set to 1 and id is the first job's.  id must hold
+ * QUEUE_ID_MAX bytes.  QUEUE_EFULL, QUEUE_EIO. */
 int queue_enqueue(queue_t *q, const char *kind, json_object *payload,
                   const char *idem_key, char *id, int *duplicate);
 
-/* Group commit for the processes of one server: called once before they
- * are forked, it lets queue_enqueue() share one syncfs() among the writers
- * waiting at the same moment instead of two fsyncs each.  A job is still
- * durable before queue_enqueue() returns.  Without it (CGI, the CLI) each
- * write fsyncs its own file and directory. */
+/* Called once by a server before it forks: its processes share the count
+ * of queue/ (so max_jobs holds exactly) and what queue_journal() and
+ * queue_checkpoint() need.  CGI and the CLI go without. */
 void queue_share_sync(void);
+
+/* HTTP worker `slot` (0 to QUEUE_SLOTS-1) of a server, after
+ * queue_share_sync(): from now on queue_enqueue() commits each new job to
+ * state_dir/journal/<slot>.wal with one fdatasync() and writes its files
+ * without fsync; the job is still durable before it returns.  First it
+ * writes again whatever the journal holds past the last checkpoint and the
+ * disk does not (a crash of this worker or of the machine).  0, or -1 when
+ * the journal cannot be used (logged; enqueue then fsyncs every file). */
+int queue_journal(queue_t *q, int slot);
+
+/* The server's master, about once a second and once more at the end: when
+ * workers have stored jobs since the last time, one syncfs() makes their
+ * files durable and journal/checkpoint records how far, so a worker that
+ * starts replays only what came later.  0 or -1 (logged). */
+int queue_checkpoint(queue_t *q);
 
 /* 1 when a job can be written now (for /healthz). */
 int queue_writable(queue_t *q);

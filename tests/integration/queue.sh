@@ -141,17 +141,21 @@ write_config "queue: {runners: 0}"
 start_tdhook
 req GET /healthz
 assert_status 200 "/healthz with a writable queue"
-# chmod does not stop root: replace tmp/ by a regular file instead.
+# chmod does not stop root: replace tmp/ by a regular file, and queue/
+# (where the workers write new jobs) by a link to nowhere, instead.
 mv "$T/state/tmp" "$T/state/tmp.saved"
+mv "$T/state/queue" "$T/state/queue.saved"
 : >"$T/state/tmp"
+ln -s "$T/nowhere" "$T/state/queue"
 req GET /healthz
 assert_status 503 "/healthz with the queue not writable"
 post_hook /hooks/reconcile '{}'
 assert_json_error 503 "POST with the queue not writable"
 get_auth "/jobs/$id"
 assert_status 200 "finished jobs stay readable meanwhile"
-rm -f "$T/state/tmp"
+rm -f "$T/state/tmp" "$T/state/queue"
 mv "$T/state/tmp.saved" "$T/state/tmp"
+mv "$T/state/queue.saved" "$T/state/queue"
 req GET /healthz
 assert_status 200 "/healthz once the queue is writable again"
 post_hook /hooks/reconcile '{}'

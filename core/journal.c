@@ -1,0 +1,478 @@
+/* The write-ahead journal (see journal.h for the format). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/journal.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#define HEAD_MAGIC "TDHJRNL1"
+#define HEAD_LEN 20u                 /* magic 8, base_seq 8, crc 4 */
+#define COMMIT_MAGIC 0x434a4454u     /* "TDJC" */
+#define COMMIT_HEAD 24u              /* magic 4, len 4, seq 8, crc 4, pad 4 */
+#define FILL_CHUNK (64u * 1024)
+
+struct journal {
+    int fd;
+    char *path;
+    pthread_mutex_t mu;      /* guards what follows */
+    pthread_cond_t synced;   /* durable or failed moved on */
+    uint64_t next_seq;       /* the seq the next commit gets */
+    uint64_t off;            /* where the next commit goes */
+    unsigned pending;        /* commits in this round */
+    uint64_t durable;        /* commits up to here are on disk */
+    uint64_t failed;         /* a sync covering commits up to here failed */
+    int syncing;             /* a thread is in fdatasync() for the others */
+    int reading;             /* opened on an old round: replay, then a new round */
+    char *buf;               /* scratch for one commit */
+    size_t cap;
+};
+
+/* --- encoding ------------------------------------------------------------- */
+
+uint32_t
+journal_crc32(uint32_t crc, const void *data, size_t len)
+{
+    static uint32_t table[256];
+    static int ready;
+    const unsigned char *p = data;
+
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    crc = ~crc;
+    while (len--)
+        crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint64_t
+align_page(uint64_t off)
+{
+    return (off + JOURNAL_PAGE - 1) / JOURNAL_PAGE * JOURNAL_PAGE;
+}
+
+size_t
+journal_max_body(void)
+{
+    return JOURNAL_BYTES - JOURNAL_PAGE - COMMIT_HEAD;
+}
+
+/* --- file I/O ------------------------------------------------------------- */
+
+static int
+pwrite_all(int fd, const void *data, size_t len, off_t off)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+/* 1 when len bytes were read, 0 at a short read, -1 on error. */
+static int
+pread_all(int fd, void *data, size_t len, off_t off)
+{
+    char *p = data;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 1;
+}
+
+/* Writes page 0 for a round starting at base and makes it durable. */
+static int
+write_head(journal_t *j, uint64_t base)
+{
+    unsigned char page[JOURNAL_PAGE];
+
+    memset(page, 0, sizeof page);
+    memcpy(page, HEAD_MAGIC, 8);
+    put64(page + 8, base);
+    put32(page + 16, journal_crc32(0, page, 16));
+    if (pwrite_all(j->fd, page, sizeof page, 0) || fdatasync(j->fd)) {
+        log_error("journal: cannot write %s: %s", j->path, strerror(errno));
+        return -1;
+    }
+    j->next_seq = base;
+    j->durable = base - 1;
+    j->off = JOURNAL_PAGE;
+    j->pending = 0;
+    j->reading = 0;
+    return 0;
+}
+
+/* The base of the round that follows one opened from disk.  Replay stops at
+ * the first commit that is torn or missing, but a later one of the same
+ * round may have reached the disk (a group of commits shares one sync):
+ * its seq would be taken again and it would come back.  Jumping by the
+ * number of pages puts the new round above every seq the old one can hold. */
+static uint64_t
+next_base(const journal_t *j)
+{
+    return j->next_seq + (j->reading ? JOURNAL_BYTES / JOURNAL_PAGE : 0);
+}
+
+/* The largest seq of any commit header left in the file (0: none). */
+static uint64_t
+max_seq_on_disk(const journal_t *j)
+{
+    unsigned char head[COMMIT_HEAD];
+    uint64_t max = 0;
+
+    for (uint64_t off = JOURNAL_PAGE; off + COMMIT_HEAD <= JOURNAL_BYTES; off += JOURNAL_PAGE)
+        if (pread_all(j->fd, head, sizeof head, (off_t)off) == 1 && get32(head) == COMMIT_MAGIC &&
+            get64(head + 8) > max)
+            max = get64(head + 8);
+    return max;
+}
+
+/* A fresh start point: microseconds since 1970, larger than any seq an
+ * earlier journal under this name reached (it would have needed more than
+ * a commit a microsecond), so checkpoints kept for that one stay below. */
+static uint64_t
+fresh_base(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Makes the file JOURNAL_BYTES of zeros (written, not sparse) and durable,
+ * with the directory entry. */
+static int
+preallocate(journal_t *j)
+{
+    char *zero = xcalloc(1, FILL_CHUNK), *copy, *dir;
+    int rc = -1, dfd;
+
+    if (ftruncate(j->fd, 0))
+        goto out;
+    for (off_t off = 0; off < (off_t)JOURNAL_BYTES; off += FILL_CHUNK)
+        if (pwrite_all(j->fd, zero, FILL_CHUNK, off))
+            goto out;
+    if (fsync(j->fd))
+        goto out;
+    copy = xstrdup(j->path);
+    dir = dirname(copy);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        rc = fsync(dfd);
+        close(dfd);
+    }
+    free(copy);
+out:
+    if (rc)
+        log_error("journal: cannot preallocate %s: %s", j->path, strerror(errno));
+    free(zero);
+    return rc;
+}
+
+/* --- the public functions ------------------------------------------------- */
+
+journal_t *
+journal_open(const char *path, int *err, char **errstr)
+{
+    journal_t *j = xcalloc(1, sizeof *j);
+    unsigned char head[HEAD_LEN];
+    struct stat st;
+
+    j->path = xstrdup(path);
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->synced, NULL);
+    j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (j->fd < 0)
+        goto fail;
+    if (flock(j->fd, LOCK_EX | LOCK_NB)) {
+        if (errno == EWOULDBLOCK) {
+            *err = JOURNAL_EBUSY;
+            *errstr = xasprintf("journal: %s is in use by another process", path);
+            journal_close(j);
+            return NULL;
+        }
+        goto fail;
+    }
+    if (fstat(j->fd, &st))
+        goto fail;
+    if (st.st_size != (off_t)JOURNAL_BYTES) {
+        if (preallocate(j) || write_head(j, fresh_base()))
+            goto fail;
+        return j;
+    }
+    if (pread_all(j->fd, head, sizeof head, 0) == 1 && memcmp(head, HEAD_MAGIC, 8) == 0 &&
+        get32(head + 16) == journal_crc32(0, head, 16)) {
+        j->next_seq = get64(head + 8);
+        j->durable = j->next_seq - 1;
+        j->off = JOURNAL_PAGE;
+        j->reading = 1;
+        return j;
+    }
+    /* Page 0 is torn: it is written only by journal_reset(), when every
+     * commit before was durable elsewhere, so nothing is lost with it.  The
+     * new round starts above every seq still in the file, whatever the
+     * clock says. */
+    log_warn("journal: %s has no valid header; starting it afresh", path);
+    {
+        uint64_t base = fresh_base(), max = max_seq_on_disk(j);
+
+        if (max + 1 + JOURNAL_BYTES / JOURNAL_PAGE > base)
+            base = max + 1 + JOURNAL_BYTES / JOURNAL_PAGE;
+        if (write_head(j, base))
+            goto fail;
+    }
+    return j;
+fail:
+    *err = JOURNAL_EIO;
+    *errstr = xasprintf("journal: cannot open %s: %s", path, strerror(errno));
+    journal_close(j);
+    return NULL;
+}
+
+void
+journal_close(journal_t *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0)
+        close(j->fd);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->synced);
+    free(j->buf);
+    free(j->path);
+    free(j);
+}
+
+int
+journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t len, void *arg),
+               void *arg)
+{
+    unsigned char head[COMMIT_HEAD];
+    int n = 0;
+
+    if (!j->reading)
+        return 0;
+    for (;;) {
+        uint32_t len;
+        char *body;
+        int ok;
+
+        if (j->off + COMMIT_HEAD > JOURNAL_BYTES ||
+            pread_all(j->fd, head, sizeof head, (off_t)j->off) != 1)
+            break;
+        len = get32(head + 4);
+        if (get32(head) != COMMIT_MAGIC || get64(head + 8) != j->next_seq ||
+            len > journal_max_body() || j->off + COMMIT_HEAD + len > JOURNAL_BYTES)
+            break;
+        body = xmalloc((size_t)len + 1);
+        ok = pread_all(j->fd, body, len, (off_t)(j->off + COMMIT_HEAD)) == 1 &&
+             get32(head + 16) == journal_crc32(journal_crc32(0, head, 16), body, len);
+        if (ok) {
+            body[len] = '\0';
+            if (fn(j->next_seq, body, len, arg)) {
+                free(body);
+                return -1;
+            }
+        }
+        free(body);
+        if (!ok)
+            break;
+        j->next_seq++;
+        j->durable = j->next_seq - 1;
+        j->off = align_page(j->off + COMMIT_HEAD + len);
+        j->pending++;
+        n++;
+    }
+    return n;
+}
+
+/* Group commit: a thread writes its commit into the page cache under the
+ * lock, then waits until some fdatasync() that began after its write has
+ * ended.  The first waiter to find nobody syncing runs the fdatasync() for
+ * every commit written so far; those arriving meanwhile wait for the next
+ * one, so N threads committing at once pay for about two syncs, not N. */
+int
+journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq)
+{
+    size_t need = COMMIT_HEAD + len;
+    unsigned char *p;
+    uint64_t mine;
+    int rc = JOURNAL_OK;
+
+    if (len > journal_max_body())
+        return JOURNAL_EBIG;
+    pthread_mutex_lock(&j->mu);
+    if (j->reading && write_head(j, next_base(j))) {
+        pthread_mutex_unlock(&j->mu);
+        return JOURNAL_EIO;
+    }
+    if (j->off + need > JOURNAL_BYTES) {
+        pthread_mutex_unlock(&j->mu);
+        return JOURNAL_EFULL;
+    }
+    if (j->cap < need) {
+        j->cap = need < JOURNAL_PAGE ? JOURNAL_PAGE : need;
+        free(j->buf);
+        j->buf = xmalloc(j->cap);
+    }
+    p = (unsigned char *)j->buf;
+    put32(p, COMMIT_MAGIC);
+    put32(p + 4, (uint32_t)len);
+    put64(p + 8, j->next_seq);
+    memcpy(p + COMMIT_HEAD, body, len);
+    put32(p + 16, journal_crc32(journal_crc32(0, p, 16), body, len));
+    put32(p + 20, 0);
+    /* A failed write leaves off and next_seq alone: the next commit takes
+     * the same place and number, and the torn one is never read. */
+    if (pwrite_all(j->fd, p, need, (off_t)j->off)) {
+        log_error("journal: cannot write %s: %s", j->path, strerror(errno));
+        pthread_mutex_unlock(&j->mu);
+        return JOURNAL_EIO;
+    }
+    mine = j->next_seq++;
+    j->off = align_page(j->off + need);
+    j->pending++;
+    if (seq)
+        *seq = mine;
+    while (j->durable < mine && j->failed < mine) {
+        uint64_t target;
+        int e;
+
+        if (j->syncing) {
+            pthread_cond_wait(&j->synced, &j->mu);
+            continue;
+        }
+        j->syncing = 1;
+        target = j->next_seq - 1;
+        pthread_mutex_unlock(&j->mu);
+        e = fdatasync(j->fd) ? errno : 0;
+        pthread_mutex_lock(&j->mu);
+        j->syncing = 0;
+        if (e == 0) {
+            if (target > j->durable)
+                j->durable = target;
+        } else {
+            log_error("journal: cannot sync %s: %s", j->path, strerror(e));
+            if (target > j->failed)
+                j->failed = target;
+        }
+        pthread_cond_broadcast(&j->synced);
+    }
+    /* A failed sync fails every commit it covered: the sender is told and
+     * tries again; should the commit reach the disk after all, replaying it
+     * makes a second job, which the jobs' idempotence makes harmless. */
+    if (j->durable < mine)
+        rc = JOURNAL_EIO;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int
+journal_fits(journal_t *j, size_t len)
+{
+    int fits;
+
+    pthread_mutex_lock(&j->mu);
+    fits = len <= journal_max_body() &&
+           (j->reading || j->off + COMMIT_HEAD + len <= JOURNAL_BYTES);
+    pthread_mutex_unlock(&j->mu);
+    return fits;
+}
+
+int
+journal_reset(journal_t *j)
+{
+    int rc;
+
+    pthread_mutex_lock(&j->mu);
+    rc = write_head(j, next_base(j)) ? JOURNAL_EIO : JOURNAL_OK;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+uint64_t
+journal_last_seq(journal_t *j)
+{
+    uint64_t seq;
+
+    pthread_mutex_lock(&j->mu);
+    seq = j->next_seq - 1;
+    pthread_mutex_unlock(&j->mu);
+    return seq;
+}
+
+unsigned
+journal_pending(journal_t *j)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&j->mu);
+    n = j->pending;
+    pthread_mutex_unlock(&j->mu);
+    return n;
+}

@@ -1,0 +1,84 @@
+/* A write-ahead journal: one preallocated file that one process appends
+ * commits to, each made durable with a single fdatasync() before
+ * journal_commit() returns.
+ *
+ * The file is JOURNAL_BYTES long and written with zeros when it is made, so
+ * a commit overwrites blocks that exist already and fdatasync() writes the
+ * data alone, with no change of size or allocation to record.  Page 0 holds
+ * a header with the sequence number of the first commit of the current
+ * round; commits follow, each at a page boundary so that no commit's write
+ * touches a page an earlier commit (already durable) lives in:
+ *
+ *   header  "TDHJRNL1" | base_seq u64 | crc u32          (page 0)
+ *   commit  magic u32 | len u32 | seq u64 | crc u32 | 0 u32 | body[len]
+ *
+ * Integers are little-endian; crc is CRC-32 (IEEE) over the fields before it
+ * and the body.  Reading stops at the first commit whose magic, seq (one
+ * more than the last), length or crc is wrong: a torn write or what is left
+ * of an earlier round.  Once the owner has made everything its commits
+ * describe durable elsewhere it calls journal_reset(), which starts a new
+ * round at the next seq.  A journal opened from disk is read first
+ * (journal_replay()); its next round, begun by journal_reset() or by the
+ * first commit, starts a round's worth of pages further on, so no commit
+ * left behind a torn one can ever match a seq again.  seq never goes back,
+ * even across reopens, so a checkpoint can be kept as "every commit up to
+ * seq N". */
+#ifndef TDHOOK_JOURNAL_H
+#define TDHOOK_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOURNAL_BYTES (4u * 1024 * 1024)
+#define JOURNAL_PAGE 4096u
+
+#define JOURNAL_OK 0
+#define JOURNAL_EIO 1       /* write or fdatasync failed (logged) */
+#define JOURNAL_EFULL 2     /* no room left in this round: reset first */
+#define JOURNAL_EBIG 3      /* the body can never fit */
+#define JOURNAL_EBUSY 4     /* journal_open(): another process holds it */
+
+typedef struct journal journal_t;
+
+/* Opens path, creating and preallocating it (durably) when it is missing or
+ * of the wrong size, and takes an exclusive flock() on it for as long as it
+ * is open.  NULL on failure with *err set to JOURNAL_EBUSY or JOURNAL_EIO
+ * and *errstr allocated. */
+journal_t *journal_open(const char *path, int *err, char **errstr);
+void journal_close(journal_t *j);
+
+/* Calls fn for each valid commit of the round found on disk, in order; at
+ * most once after journal_open() (0 later).  fn returns 0 to go on.
+ * Returns the number of commits read, or -1 when fn failed.  The commits
+ * stay until the next round begins: with journal_reset(), or with the first
+ * journal_commit(), which drops what was not replayed. */
+int journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t len, void *arg),
+                   void *arg);
+
+/* Appends one commit and makes it durable.  *seq (if not NULL) gets its
+ * sequence number once it is written, even when its sync then fails.  JOURNAL_OK, JOURNAL_EFULL, JOURNAL_EBIG, JOURNAL_EIO.
+ * Threads of one process may commit at once: they share fdatasync()s
+ * (group commit).  journal_replay() and journal_reset() must not run
+ * alongside a commit; the caller keeps them apart. */
+int journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq);
+
+/* 1 when a body of len bytes fits in the current round. */
+int journal_fits(journal_t *j, size_t len);
+
+/* Starts a new round after the last commit: the caller vouches that every
+ * commit so far is durable elsewhere.  JOURNAL_OK or JOURNAL_EIO. */
+int journal_reset(journal_t *j);
+
+/* The seq of the last commit; on a new file, one below its first (seqs of
+ * a new file start at the time in microseconds, above any an earlier file
+ * of the same name can have reached). */
+uint64_t journal_last_seq(journal_t *j);
+/* Commits in the current round. */
+unsigned journal_pending(journal_t *j);
+/* The largest body journal_commit() can ever take. */
+size_t journal_max_body(void);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32()), continued from crc (0 to start). */
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The HTTP workers' write-ahead journal: a job answered 202 survives a crash
+# of the whole server that loses the job files the workers wrote without
+# fsync; the master's checkpoint bounds what a start replays; many requests
+# at once on the workers' threads all land, each once.
+#
+# A crash that loses the page cache is played by kill -9 of every process
+# and removing the files that had not reached the disk yet.  For that the
+# master's checkpoint is switched off (TDHOOK_TEST_CHECKPOINT_MS=0) where a
+# test needs the files to be the journal's alone.
+set -u
+top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source=tests/lib.sh disable=SC1091
+. "$top_srcdir/tests/lib.sh"
+
+t_setup nginx
+write_config "queue: {runners: 0}"
+
+# crash: kill -9 the master and every child, as a power cut would.
+crash() {
+    local kids=() pid
+    mapfile -t kids < <(children "$TDHOOK_PID")
+    kill -9 "$TDHOOK_PID" "${kids[@]}" 2>/dev/null
+    wait "$TDHOOK_PID" 2>/dev/null || true
+    for pid in "${kids[@]}"; do
+        wait_until 5 gone "$pid" || true
+    done
+    TDHOOK_PID=
+}
+
+# job_file ID: where a pending job lives.
+job_file() { printf '%s/state/queue/%s.job\n' "$T" "$1"; }
+
+restored_lines() { grep -c 'restored from the journal' "$T/tdhook.log" || true; }
+
+# --- a crash loses the unsynced files; the journal brings them back ------------
+TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+start_nginx
+ids=()
+for i in 1 2 3 4 5; do
+    post_hook /hooks/reservation "{\"number\": \"R 2412 00$i\", \"event\": \"changed\"}" \
+        -H "Idempotency-Key: crash-key-$i"
+    assert_status 202 "POST $i with an Idempotency-Key"
+    ids+=("$(json_str job)")
+done
+check "five distinct job ids" test "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" -eq 5
+check "the workers keep journals" test -s "$T/state/journal/0.wal" -a -s "$T/state/journal/1.wal"
+check "a journal is preallocated (4 MiB)" test "$(stat -c %s "$T/state/journal/0.wal")" -eq 4194304
+crash
+rm -f "$(job_file "${ids[0]}")" "$(job_file "${ids[1]}")" "$(job_file "${ids[2]}")"
+rm -f "$T/state/idem/"*
+before=$(restored_lines)
+start_tdhook
+for id in "${ids[@]}"; do
+    get_auth "/jobs/$id"
+    assert_status 200 "job $id is there after the crash"
+    assert_eq "job $id is queued" queued "$(json_str status)"
+done
+assert_eq "three jobs restored from the journal" 3 "$(($(restored_lines) - before))"
+# Each worker replays its own journal and says what it restored.
+keys=$(sed -n 's/.*: [0-9]* jobs and \([0-9]*\) idempotency keys restored.*/\1/p' "$T/tdhook.log" |
+    awk '{ n += $1 } END { print n + 0 }')
+assert_eq "the workers say they restored the 5 idempotency keys" 5 "$keys"
+post_hook /hooks/reservation '{"number": "R 2412 001", "event": "changed"}' \
+    -H "Idempotency-Key: crash-key-1"
+assert_eq "a restored idempotency key still answers with the first job" "${ids[0]}" \
+    "$(json_str job)"
+check "no job is restored twice" test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 5
+
+# --- past the checkpoint nothing is replayed ------------------------------------
+# The master syncs about once a second; a job dropped after that stays dropped
+# when the journal is read again.
+post_hook /hooks/reservation '{"number": "R 2412 006", "event": "changed"}'
+assert_status 202 "POST after the restart"
+id6=$(json_str job)
+wait_until 10 grep -q . "$T/state/journal/checkpoint" || true
+sleep 2
+crash
+rm -f "$(job_file "$id6")"
+before=$(restored_lines)
+start_tdhook
+get_auth "/jobs/$id6"
+assert_status 404 "a job gone after the checkpoint stays gone"
+assert_eq "nothing restored past the checkpoint" 0 "$(($(restored_lines) - before))"
+
+# --- a clean stop checkpoints last ------------------------------------------------
+post_hook /hooks/reservation '{"number": "R 2412 007", "event": "changed"}'
+id7=$(json_str job)
+stop_tdhook
+rm -f "$(job_file "$id7")"
+before=$(restored_lines)
+TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+get_auth "/jobs/$id7"
+assert_status 404 "after a clean stop the journal holds nothing to replay"
+
+# --- many requests at once, a worker killed among them ---------------------------
+# Every 202 names a job that is in the queue afterwards (restored if need be),
+# each id once.  The workers run with the default 16 threads each.
+rm -f "$T/state/queue/"*.job
+seq 1 300 | xargs -P 24 -I{} curl -s -o "$T/b.{}" -w '%{http_code} {}\n' \
+    -H "Authorization: Bearer $TOKEN1" -H 'Content-Type: application/json' \
+    -X POST --data-binary '{"number": "R 2412 {}", "event": "changed"}' \
+    "$BASE/hooks/reservation" >"$T/burst.txt" &
+burst=$!
+sleep 0.3
+for pid in $(children "$TDHOOK_PID"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tdhook-http ] && { kill -9 "$pid"; break; }
+done
+wait "$burst"
+crash
+start_tdhook
+accepted=$(awk '$1 == 202' "$T/burst.txt" | wc -l)
+say "# burst: $accepted of 300 answered 202, the rest $(awk '$1 != 202 { print $1 }' "$T/burst.txt" | sort | uniq -c | tr '\n' ' ')"
+check "most of the burst was accepted" test "$accepted" -ge 200
+missing=0
+for n in $(awk '$1 == 202 { print $2 }' "$T/burst.txt"); do
+    id=$(json_str job "$(cat "$T/b.$n")")
+    [ -n "$id" ] && [ -f "$(job_file "$id")" ] || missing=$((missing + 1))
+done
+assert_eq "every 202 of the burst left its job" 0 "$missing"
+ids_202=$(for n in $(awk '$1 == 202 { print $2 }' "$T/burst.txt"); do
+    json_str job "$(cat "$T/b.$n")"; done | sort | uniq -d | wc -l)
+assert_eq "no id was answered twice" 0 "$ids_202"
+
+finish
