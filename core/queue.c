@@ -909,22 +909,34 @@ entry_add(buf_t *b, int dir, const char *name, const char *data)
     return BUF_OK;
 }
 
-/* Reads journal/checkpoint into cp[QUEUE_SLOTS] (what is missing stays). */
+/* Reads journal/checkpoint ("slot seq" lines) into cp[QUEUE_SLOTS]; what
+ * is missing or malformed stays as it was. */
 static void
 checkpoint_load(const queue_t *q, uint64_t *cp)
 {
     char *path = xasprintf("%s/%s", q->dirs[QDIR_JOURNAL], CHECKPOINT_NAME);
-    FILE *f = fopen(path, "re");
-    unsigned long long seq;
-    int slot;
+    const char *p;
+    buf_t b;
 
+    if (read_file(path, (size_t)QUEUE_SLOTS * 32, &b) == QUEUE_OK) {
+        for (p = buf_str(&b); *p;) {
+            char *end;
+            long slot = strtol(p, &end, 10);
+            unsigned long long seq;
+
+            if (end == p || *end != ' ')
+                break;
+            p = end + 1;
+            seq = strtoull(p, &end, 10);
+            if (end == p || *end != '\n')
+                break;
+            p = end + 1;
+            if (slot >= 0 && slot < QUEUE_SLOTS && seq > cp[slot])
+                cp[slot] = seq;
+        }
+        buf_free(&b);
+    }
     free(path);
-    if (!f)
-        return;
-    while (fscanf(f, "%d %llu\n", &slot, &seq) == 2)
-        if (slot >= 0 && slot < QUEUE_SLOTS && seq > cp[slot])
-            cp[slot] = seq;
-    fclose(f);
 }
 
 /* Marks commit seq as through (its files written, or given up) and moves

@@ -1,15 +1,17 @@
 /* A bare libfcgi responder for tests/bench/front.sh: it answers every
  * request "200 ok" and does nothing else, so its rate behind nginx is the
  * limit of any FastCGI front on the machine.  Prefork like `tdhook serve`:
- * one listening unix socket, WORKERS children in FCGX_Accept_r.
+ * one listening unix socket, WORKERS children, each with THREADS threads
+ * in FCGX_Accept_r (1: the child itself).
  *
- *   cc -O2 -o bare_fcgi tests/bench/bare_fcgi.c -lfcgi
- *   bare_fcgi SOCKET_PATH [WORKERS]
+ *   cc -O2 -pthread -o bare_fcgi tests/bench/bare_fcgi.c -lfcgi
+ *   bare_fcgi SOCKET_PATH [WORKERS [THREADS]]
  *
  * SIGTERM or SIGINT to the master stops the children and removes the
  * socket.  Not installed, not part of make check. */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #define BARE_MAX_WORKERS 128
+#define BARE_MAX_THREADS 256
 
 static volatile sig_atomic_t bare_stop;
 
@@ -57,22 +60,48 @@ bare_listen(const char *path)
     return fd;
 }
 
-static void
-bare_worker(int listen_fd)
+static void *
+bare_serve(void *arg)
 {
     static const char answer[] =
         "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
     FCGX_Request req;
 
-    prctl(PR_SET_NAME, "bare-fcgi", 0, 0, 0);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    FCGX_InitRequest(&req, listen_fd, 0);
+    FCGX_InitRequest(&req, *(int *)arg, 0);
     while (FCGX_Accept_r(&req) >= 0) {
         FCGX_PutStr(answer, (int)sizeof answer - 1, req.out);
         FCGX_Finish_r(&req);
     }
+    return NULL;
+}
+
+/* A child: threads-1 more threads and itself serve until SIGTERM kills it. */
+static void
+bare_worker(int listen_fd, long threads)
+{
+    static int fd;
+    pthread_t t;
+
+    prctl(PR_SET_NAME, "bare-fcgi", 0, 0, 0);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    fd = listen_fd;
+    for (long i = 1; i < threads; i++)
+        if (pthread_create(&t, NULL, bare_serve, &fd) != 0)
+            break;
+    bare_serve(&fd);
     _exit(0);
+}
+
+/* argv[i] as a number from 1 to max into *out; 0 or -1. */
+static int
+bare_count(const char *arg, long max, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(arg, &end, 10);
+    return errno || !*arg || *end || *out < 1 || *out > max ? -1 : 0;
 }
 
 int
@@ -80,21 +109,20 @@ main(int argc, char **argv)
 {
     pid_t kids[BARE_MAX_WORKERS];
     struct sigaction sa;
-    long workers = 2;
+    long workers = 2, threads = 1;
     int fd;
 
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: bare_fcgi SOCKET_PATH [WORKERS]\n");
+    if (argc < 2 || argc > 4) {
+        fprintf(stderr, "usage: bare_fcgi SOCKET_PATH [WORKERS [THREADS]]\n");
         return 64;
     }
-    if (argc == 3) {
-        char *end;
-        errno = 0;
-        workers = strtol(argv[2], &end, 10);
-        if (errno || *end || workers < 1 || workers > BARE_MAX_WORKERS) {
-            fprintf(stderr, "bare_fcgi: WORKERS must be 1 to %d\n", BARE_MAX_WORKERS);
-            return 64;
-        }
+    if (argc >= 3 && bare_count(argv[2], BARE_MAX_WORKERS, &workers)) {
+        fprintf(stderr, "bare_fcgi: WORKERS must be 1 to %d\n", BARE_MAX_WORKERS);
+        return 64;
+    }
+    if (argc == 4 && bare_count(argv[3], BARE_MAX_THREADS, &threads)) {
+        fprintf(stderr, "bare_fcgi: THREADS must be 1 to %d\n", BARE_MAX_THREADS);
+        return 64;
     }
     if (FCGX_Init() != 0)
         return 70;
@@ -108,7 +136,7 @@ main(int argc, char **argv)
     for (long i = 0; i < workers; i++) {
         kids[i] = fork();
         if (kids[i] == 0)
-            bare_worker(fd);
+            bare_worker(fd, threads);
         if (kids[i] < 0) {
             fprintf(stderr, "bare_fcgi: fork: %s\n", strerror(errno));
             workers = i;

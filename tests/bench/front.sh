@@ -4,7 +4,8 @@
 #
 #   nginx-204   nginx answering `return 204` itself (the limit of nginx)
 #   bare-fcgi   tests/bench/bare_fcgi.c, a libfcgi responder that only
-#               answers 200, prefork with as many workers as tdhook (the
+#               answers 200, prefork with as many workers and threads as
+#               tdhook (the
 #               limit of any FastCGI front here)
 #   healthz     GET /healthz through tdhook
 #   post        POST /hooks/reservation with a token and a JSON body: auth,
@@ -21,7 +22,8 @@
 #   TDHOOK=build/release/tdhook bash tests/bench/front.sh
 #
 # Settings (environment): DURATION (10 s, throughput), LAT_SECONDS (10 s,
-# each fixed-rate run), WORKERS (2, tdhook's default), CONNS (32),
+# each fixed-rate run), WORKERS (2, tdhook's default), THREADS (16, tdhook's
+# default: requests each worker serves at once), CONNS (32),
 # NGINX_WORKERS (auto), MEM_REQUESTS (100000), MEM_SECONDS (60), KEEP_TMP=1.
 # tdhook runs with queue.runners 0, so the queue only fills; the job files
 # are removed between runs.  Exit 77 when wrk, nginx, a C compiler or the
@@ -35,6 +37,7 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 DURATION=${DURATION:-10}
 LAT_SECONDS=${LAT_SECONDS:-10}
 WORKERS=${WORKERS:-2}
+THREADS=${THREADS:-16}
 CONNS=${CONNS:-32}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 MEM_REQUESTS=${MEM_REQUESTS:-100000}
@@ -53,18 +56,18 @@ say "== machine"
 say "cpus: $(nproc), $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)"
 say "kernel: $(uname -r); state_dir on $(df -T "$T" | awk 'NR == 2 { print $2 " (" $1 ")" }')"
 say "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'); $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
-say "tdhook workers: $WORKERS, bare-fcgi workers: $WORKERS, nginx workers: $NGINX_WORKERS, wrk -t2 -c$CONNS"
+say "tdhook and bare-fcgi: $WORKERS workers of $THREADS threads each; nginx workers: $NGINX_WORKERS; wrk -t2 -c$CONNS"
 
 # --- build the two helpers ------------------------------------------------------
-"$CC" -O2 -o "$T/bare_fcgi" "$top_srcdir/tests/bench/bare_fcgi.c" -lfcgi ||
+"$CC" -O2 -pthread -o "$T/bare_fcgi" "$top_srcdir/tests/bench/bare_fcgi.c" -lfcgi ||
     die "cannot build bare_fcgi.c"
 "$CC" -O2 -o "$T/rate" "$top_srcdir/tests/bench/rate.c" ||
     die "cannot build rate.c"
 
 # --- tdhook, the bare responder, nginx -------------------------------------------
 write_config "queue: {runners: 0, max_jobs: 10000000}"
-start_tdhook --socket "unix:$T/tdhook.sock" --workers "$WORKERS"
-"$T/bare_fcgi" "$T/bare.sock" "$WORKERS" >>"$T/bare.log" 2>&1 &
+start_tdhook --socket "unix:$T/tdhook.sock" --workers "$WORKERS" --threads "$THREADS"
+"$T/bare_fcgi" "$T/bare.sock" "$WORKERS" "$THREADS" >>"$T/bare.log" 2>&1 &
 EXTRA_PIDS+=("$!")
 wait_until 5 test -S "$T/bare.sock" || die "bare_fcgi does not listen"
 

@@ -616,11 +616,16 @@ test_group_commit(void **state)
     assert_int_equal(replay(f), THREADS * EACH);
     memset(seen, 0, sizeof seen);
     for (size_t k = 0; k < f->s.n; k++) {
-        int t = -1, i = -1, used = 0;
+        const char *b = f->s.body[k];
+        char *end;
+        long t, i;
 
         assert_true(f->s.seq[k] == before + 1 + k);
-        assert_int_equal(sscanf(f->s.body[k], "t%d-%d%n", &t, &i, &used), 2);
-        assert_int_equal((size_t)used, f->s.len[k]);
+        assert_int_equal(b[0], 't');
+        t = strtol(b + 1, &end, 10);
+        assert_int_equal(*end, '-');
+        i = strtol(end + 1, &end, 10);
+        assert_int_equal((size_t)(end - b), f->s.len[k]);
         assert_true(t >= 0 && t < THREADS && i >= 0 && i < EACH);
         assert_int_equal(seen[t][i], 0);
         seen[t][i] = 1;
