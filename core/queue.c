@@ -51,6 +51,7 @@
 #define DEPTH_CACHE_MS 1000
 #define WRITABLE_CACHE_MS 1000
 #define DEPTH_RECOUNT_MARGIN 256   /* recount when this close to max_jobs */
+#define DEPTH_RECOUNT_FAR_MS 60000L /* and only this often further from it */
 #define BUSY_RECHECK_MS 5000L          /* rescan while others hold claims */
 
 /* Internal result of reading a job file: parse error or oversized. */
@@ -83,8 +84,6 @@ struct queue {
     int depth_fd;            /* depth.lock: shared while queue/ changes, exclusive to count it */
     int journal;             /* enqueue through the process's journal (wal) */
     uint64_t *checkpoint;    /* the master's: per slot, durable up to this seq */
-    int writable;            /* the last probe of queue_writable() */
-    long long writable_ms;   /* when it ran; 0: never */
 };
 
 /* What the processes of one server share.  NULL outside a server (CGI,
@@ -110,6 +109,10 @@ static queue_sync_t *queue_sync;
 
 static struct {
     pthread_mutex_t mu;          /* guards slot, written, done */
+    pthread_mutex_t write_mu;    /* one thread at a time creates files: the
+                                  * directory's lock is a spinning one, and
+                                  * threads that spin on it burn the CPU the
+                                  * others need */
     pthread_rwlock_t files;
     journal_t *j;                /* NULL: no journal in this process */
     int slot;
@@ -117,6 +120,7 @@ static struct {
     unsigned char done[WAL_RING];
 } wal = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
+    .write_mu = PTHREAD_MUTEX_INITIALIZER,
     .files = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
 };
 
@@ -1028,11 +1032,13 @@ journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *i
          * and the sender tries again; the commit may then come back as a
          * second job after a crash, which the jobs' idempotence makes
          * harmless. */
+        pthread_mutex_lock(&wal.write_mu);
         if (write_quick(q, QDIR_QUEUE, name, data, strlen(data)) == 0)
             rc = QUEUE_OK;
         if (rc == QUEUE_OK && idem_name &&
             write_quick(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
             log_warn("queue: job %s: idempotency key not stored", job->id);
+        pthread_mutex_unlock(&wal.write_mu);
     }
     if (seq)
         wal_done(seq);
@@ -1242,11 +1248,17 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         }
     }
     if (q->limits.max_jobs > 0 && queue_sync) {
-        /* One count for every worker of the server, recounted once a
-         * second; each enqueue takes its place in it first. */
-        if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > DEPTH_CACHE_MS) {
+        /* One count for every worker of the server; each enqueue takes its
+         * place in it first.  A recount (which shuts out every enqueue
+         * while it lists queue/) corrects what others changed: once a
+         * second near the bound, where it matters, else once a minute. */
+        int64_t seen = __atomic_load_n(&queue_sync->depth, __ATOMIC_ACQUIRE);
+        long long every = seen + DEPTH_RECOUNT_MARGIN >= q->limits.max_jobs
+                              ? DEPTH_CACHE_MS : DEPTH_RECOUNT_FAR_MS;
+
+        if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > every) {
             depth_lock(q, LOCK_EX);
-            if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > DEPTH_CACHE_MS) {
+            if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > every) {
                 __atomic_store_n(&queue_sync->depth, (int64_t)ids_count(q, QDIR_QUEUE),
                                  __ATOMIC_RELEASE);
                 __atomic_store_n(&queue_sync->depth_ms, (int64_t)now, __ATOMIC_RELEASE);
@@ -1323,27 +1335,37 @@ queue_share_sync(void)
 int
 queue_writable(queue_t *q)
 {
-    long long now = now_ms();
-    char *path;
-    int fd, ok = 0;
-
     /* A health check may come often: the probe (with its fsync) runs at
-     * most once a second per process. */
-    if (q->writable_ms && now - q->writable_ms < WRITABLE_CACHE_MS)
-        return q->writable;
-    path = xasprintf("%s/probe.%ld.%08llx", q->dirs[QDIR_TMP], (long)getpid(),
-                     random_u64() & 0xffffffffULL);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        ok = write(fd, "x", 1) == 1 && fsync(fd) == 0;
-        close(fd);
-        if (unlink(path))
-            ok = 0;
+     * most once a second per process and state_dir, whichever of the
+     * process's threads asks. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char *root;
+    static long long when;
+    static int ok;
+    long long now = now_ms();
+    int rc;
+
+    pthread_mutex_lock(&mu);
+    if (!root || strcmp(root, q->root) != 0 || now - when >= WRITABLE_CACHE_MS) {
+        char *path = xasprintf("%s/probe.%ld.%08llx", q->dirs[QDIR_TMP], (long)getpid(),
+                               random_u64() & 0xffffffffULL);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+        ok = 0;
+        if (fd >= 0) {
+            ok = write(fd, "x", 1) == 1 && fsync(fd) == 0;
+            close(fd);
+            if (unlink(path))
+                ok = 0;
+        }
+        free(path);
+        free(root);
+        root = xstrdup(q->root);
+        when = now;
     }
-    free(path);
-    q->writable = ok;
-    q->writable_ms = now;
-    return ok;
+    rc = ok;
+    pthread_mutex_unlock(&mu);
+    return rc;
 }
 
 int

@@ -7,6 +7,7 @@
 #               answers 200, prefork with as many workers and threads as
 #               tdhook (the
 #               limit of any FastCGI front here)
+#   bare-1t     the same responder with one thread a worker
 #   healthz     GET /healthz through tdhook
 #   post        POST /hooks/reservation with a token and a JSON body: auth,
 #               JSON, and the job durably stored before the 202
@@ -69,6 +70,10 @@ write_config "queue: {runners: 0, max_jobs: 10000000}"
 start_tdhook --socket "unix:$T/tdhook.sock" --workers "$WORKERS" --threads "$THREADS"
 "$T/bare_fcgi" "$T/bare.sock" "$WORKERS" "$THREADS" >>"$T/bare.log" 2>&1 &
 EXTRA_PIDS+=("$!")
+# The same with one thread a worker (as tdhook was before it had threads).
+"$T/bare_fcgi" "$T/bare1.sock" "$WORKERS" 1 >>"$T/bare.log" 2>&1 &
+EXTRA_PIDS+=("$!")
+wait_until 5 test -S "$T/bare1.sock" || die "bare_fcgi (1 thread) does not listen"
 wait_until 5 test -S "$T/bare.sock" || die "bare_fcgi does not listen"
 
 # http_workers: the pids of tdhook's HTTP workers, one a line.
@@ -126,6 +131,10 @@ http {
         location = /bare {
             include fastcgi_params;
             fastcgi_pass unix:$T/bare.sock;
+        }
+        location = /bare1 {
+            include fastcgi_params;
+            fastcgi_pass unix:$T/bare1.sock;
         }
         include $T/tdhook.conf;
     }
@@ -220,6 +229,7 @@ clear_jobs
 say "== throughput (wrk -t2 -c$CONNS -d${DURATION}s)"
 throughput nginx-204 /nginx-204
 throughput bare-fcgi /bare
+throughput bare-1t /bare1
 throughput healthz /healthz
 clear_jobs
 throughput post /hooks/reservation -s "$T/post.lua"
@@ -283,6 +293,7 @@ for name in nginx-204 bare-fcgi healthz post; do
 done
 say "ratio healthz/bare-fcgi: $(ratio "${RPS[healthz]}" "${RPS[bare-fcgi]}")   healthz/nginx-204: $(ratio "${RPS[healthz]}" "${RPS[nginx-204]}")"
 say "ratio post/bare-fcgi:    $(ratio "${RPS[post]}" "${RPS[bare-fcgi]}")   post/nginx-204:    $(ratio "${RPS[post]}" "${RPS[nginx-204]}")"
+say "bare-1t (one thread a worker): ${RPS[bare-1t]} req/s; ratio post/bare-1t: $(ratio "${RPS[post]}" "${RPS[bare-1t]}")"
 say "memory (VmRSS of each tdhook-http worker, pid=size):"
 say "  idle:                          $RSS_IDLE"
 say "  after the warm-up:             $RSS_WARM"
