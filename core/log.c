@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,30 @@
 static log_level_t log_min = LOG_INFO;
 static log_format_t log_fmt = LOG_TEXT;
 static __thread char log_req[64];   /* each request thread its own */
+static pid_t log_pid_cached;        /* 0 until asked; a forked child resets it */
+
+static void
+log_forked(void)
+{
+    log_pid_cached = 0;
+}
+
+static void
+log_atfork(void)
+{
+    pthread_atfork(NULL, NULL, log_forked);
+}
+
+pid_t
+log_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, log_atfork);
+    if (!log_pid_cached)
+        log_pid_cached = getpid();
+    return log_pid_cached;
+}
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 
@@ -96,7 +121,7 @@ log_msg(log_level_t level, const char *fmt, ...)
     if (log_fmt == LOG_JSON) {
         pos = (size_t)snprintf(line, sizeof line,
                                "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"pid\":%ld,",
-                               ts, (long)tv.tv_usec / 1000, log_names[level], (long)getpid());
+                               ts, (long)tv.tv_usec / 1000, log_names[level], (long)log_pid());
         if (log_req[0])
             pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"req\":\"%s\",", log_req);
         pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"msg\":\"");
@@ -104,7 +129,7 @@ log_msg(log_level_t level, const char *fmt, ...)
         pos += (size_t)snprintf(line + pos, sizeof line - pos, "\"}\n");
     } else {
         pos = (size_t)snprintf(line, sizeof line, "%s.%03ldZ %-5s [%ld]%s%s%s ",
-                               ts, (long)tv.tv_usec / 1000, log_names[level], (long)getpid(),
+                               ts, (long)tv.tv_usec / 1000, log_names[level], (long)log_pid(),
                                log_req[0] ? " req=" : "", log_req, "");
         log_escape(line, &pos, sizeof line - 2, msg);
         pos += (size_t)snprintf(line + pos, sizeof line - pos, "\n");

@@ -3,10 +3,14 @@
 #ifndef TDHOOK_LOG_H
 #define TDHOOK_LOG_H
 
+#include <sys/types.h>
+
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 typedef enum { LOG_TEXT, LOG_JSON } log_format_t;
 
 void log_setup(log_level_t level, log_format_t format);
+/* getpid(), asked once per process (a forked child asks again). */
+pid_t log_pid(void);
 /* Parses "debug" "info" "warn" "error"; -1 when unknown. */
 int log_level_parse(const char *s);
 /* The id of the request or job being handled, or NULL; copied. */

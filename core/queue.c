@@ -179,7 +179,7 @@ id_new(char *id)
     unsigned long long r;
 
     pthread_mutex_lock(&mu);
-    if (last_pid == getpid() && ms <= last_ms) {
+    if (last_pid == log_pid() && ms <= last_ms) {
         ms = last_ms;
         r = last_rand + 1 + (random_u64() & 0xffffffULL);
         if (r > 0xfffffffffffULL) {
@@ -189,7 +189,7 @@ id_new(char *id)
     } else {
         r = random_u64() & 0x7ffffffffffULL;    /* room to count up */
     }
-    last_pid = getpid();
+    last_pid = log_pid();
     last_ms = ms;
     last_rand = r;
     pthread_mutex_unlock(&mu);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
@@ -28,8 +30,9 @@ random_read(int fd, unsigned char *p, size_t n)
     return got;
 }
 
-void
-random_bytes(void *buf, size_t n)
+/* Fills buf with n random bytes from the kernel (or the fallbacks below). */
+static void
+random_fill(void *buf, size_t n)
 {
     static unsigned long long x;
     unsigned char *p = buf;
@@ -68,4 +71,51 @@ random_bytes(void *buf, size_t n)
             p[got] = (unsigned char)x;
         }
     }
+}
+
+/* Small requests (an id, a file name) come often: each thread keeps a pool
+ * filled by one getrandom() for many of them.  A forked child must not hand
+ * out the bytes its parent will: the fork bumps the generation, and a pool
+ * of an older one is thrown away. */
+#define RANDOM_POOL 512
+
+static unsigned random_gen;
+static __thread struct {
+    unsigned char b[RANDOM_POOL];
+    size_t left;
+    unsigned gen;
+} random_pool;
+
+static void
+random_forked(void)
+{
+    random_gen++;
+}
+
+static void
+random_atfork(void)
+{
+    pthread_atfork(NULL, NULL, random_forked);
+}
+
+void
+random_bytes(void *buf, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    unsigned char *from;
+
+    pthread_once(&once, random_atfork);
+    if (n > RANDOM_POOL / 4) {
+        random_fill(buf, n);
+        return;
+    }
+    if (random_pool.gen != random_gen || random_pool.left < n) {
+        random_fill(random_pool.b, sizeof random_pool.b);
+        random_pool.left = sizeof random_pool.b;
+        random_pool.gen = random_gen;
+    }
+    from = random_pool.b + sizeof random_pool.b - random_pool.left;
+    memcpy(buf, from, n);
+    memset(from, 0, n);
+    random_pool.left -= n;
 }
