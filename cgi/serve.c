@@ -47,7 +47,7 @@ static void
 serve_on_term(int sig)
 {
     (void)sig;
-    serve_stop = 1;
+    __atomic_store_n(&serve_stop, 1, __ATOMIC_RELEASE);   /* read by the threads */
     FCGX_ShutdownPending();
 }
 
@@ -301,7 +301,7 @@ typedef struct {
     int listen_fd;
     int slot;
     pthread_t tid;
-    volatile int finished;
+    int finished;            /* set (atomically) when the thread is through */
 } serve_thread_t;
 
 /* One thread of an HTTP worker: its own request, app and queue handle (the
@@ -325,14 +325,14 @@ serve_http_thread(void *arg)
         int rc;
 
         pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-        if (serve_stop) {
+        if (__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE)) {
             pthread_sigmask(SIG_BLOCK, &term, NULL);
             break;
         }
         rc = FCGX_Accept_r(&req);
         pthread_sigmask(SIG_BLOCK, &term, NULL);
         if (rc < 0) {
-            if (serve_stop)
+            if (__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE))
                 break;
             if (rc == -EINTR)
                 continue;
@@ -348,7 +348,7 @@ serve_http_thread(void *arg)
     FCGX_Free(&req, 1);
     if (app.queue)
         queue_close(app.queue);
-    t->finished = 1;
+    __atomic_store_n(&t->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -380,13 +380,13 @@ serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
         started++;
     }
     pthread_attr_destroy(&attr);
-    while (!serve_stop && started > 0) {
+    while (!__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE) && started > 0) {
         struct timespec ts_wait = {0, 200 * 1000000L};
         siginfo_t info;
         int sig = sigtimedwait(&term, &info, &ts_wait);
 
         if (sig == SIGTERM || sig == SIGINT)
-            serve_stop = 1;
+            __atomic_store_n(&serve_stop, 1, __ATOMIC_RELEASE);
     }
     FCGX_ShutdownPending();
     for (int done = 0; !done;) {
@@ -394,7 +394,7 @@ serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
 
         done = 1;
         for (int i = 0; i < started; i++) {
-            if (ts[i].finished)
+            if (__atomic_load_n(&ts[i].finished, __ATOMIC_ACQUIRE))
                 continue;
             done = 0;
             pthread_kill(ts[i].tid, SIGTERM);
