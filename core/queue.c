@@ -254,14 +254,19 @@ write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* Writes data to dir/name durably: tmp file, fsync, rename, fsync of dir.
- * 0 or -1 (logged, tmp file removed). */
+/* Writes data to dir/name through a temporary file renamed into place, so
+ * readers never see it half written.  durable: the file is in tmp/ and is
+ * fsync'ed, and so is dir after the rename; else (a journal holds the data)
+ * it is a dot file beside the name and nothing is synced.  0 or -1 (logged,
+ * the temporary file removed). */
 static int
-write_durable(const queue_t *q, int dir, const char *name,
-              const char *data, size_t len)
+write_file(const queue_t *q, int dir, const char *name, const char *data, size_t len,
+           int durable)
 {
-    char *tmp = xasprintf("%s/%s.%ld.%08llx", q->dirs[QDIR_TMP], name,
-                          (long)getpid(), random_u64() & 0xffffffffULL);
+    unsigned long long r = random_u64() & 0xffffffffULL;
+    char *tmp = durable ? xasprintf("%s/%s.%ld.%08llx", q->dirs[QDIR_TMP], name,
+                                    (long)log_pid(), r)
+                        : xasprintf("%s/.%s.%08llx", q->dirs[dir], name, r);
     char *dest = xasprintf("%s/%s", q->dirs[dir], name);
     const char *what = "create";
     const char *where = tmp;
@@ -275,7 +280,7 @@ write_durable(const queue_t *q, int dir, const char *name,
     if (write_all(fd, data, len))
         goto out;
     what = "fsync";
-    if (fsync(fd))
+    if (durable && fsync(fd))
         goto out;
     what = "close";
     rc = close(fd);
@@ -292,7 +297,7 @@ write_durable(const queue_t *q, int dir, const char *name,
     created = 0;
     what = "fsync";
     where = q->dirs[dir];
-    if (fsync_dir(q->dirs[dir]))
+    if (durable && fsync_dir(q->dirs[dir]))
         goto out;
     rc = 0;
 out:
@@ -307,41 +312,16 @@ out:
     return rc;
 }
 
-/* Writes data to dir/name without any fsync (a journal holds it): a dot
- * file beside it, renamed into place, so readers never see it half
- * written.  0 or -1 (logged, dot file removed). */
+static int
+write_durable(const queue_t *q, int dir, const char *name, const char *data, size_t len)
+{
+    return write_file(q, dir, name, data, len, 1);
+}
+
 static int
 write_quick(const queue_t *q, int dir, const char *name, const char *data, size_t len)
 {
-    char *tmp = xasprintf("%s/.%s.%08llx", q->dirs[dir], name, random_u64() & 0xffffffffULL);
-    char *dest = xasprintf("%s/%s", q->dirs[dir], name);
-    const char *what = "create";
-    int fd, rc = -1;
-
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto out;
-    what = "write";
-    if (write_all(fd, data, len))
-        goto out;
-    what = "close";
-    rc = close(fd);
-    fd = -1;
-    if (rc == 0) {
-        what = "rename";
-        rc = rename(tmp, dest);
-    }
-out:
-    if (rc) {
-        rc = -1;
-        log_error("queue: cannot %s %s: %s", what, tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
-    }
-    free(tmp);
-    free(dest);
-    return rc;
+    return write_file(q, dir, name, data, len, 0);
 }
 
 /* The shared count of queue/ (servers only) is exact because queue/
@@ -943,6 +923,18 @@ checkpoint_load(const queue_t *q, uint64_t *cp)
     free(path);
 }
 
+/* Raises the shared "durable up to" of slot to seq; never lowers it. */
+static void
+synced_raise(int slot, uint64_t seq)
+{
+    uint64_t was = __atomic_load_n(&queue_sync->synced[slot], __ATOMIC_ACQUIRE);
+
+    while (seq > was &&
+           !__atomic_compare_exchange_n(&queue_sync->synced[slot], &was, seq, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+        ;
+}
+
 /* Marks commit seq as through (its files written, or given up) and moves
  * `written` over every commit that is. */
 static void
@@ -979,11 +971,7 @@ wal_make_room(queue_t *q, size_t len)
         } else if (journal_reset(wal.j)) {
             rc = -1;
         } else {
-            uint64_t was = __atomic_load_n(&queue_sync->synced[wal.slot], __ATOMIC_ACQUIRE);
-            while (last > was &&
-                   !__atomic_compare_exchange_n(&queue_sync->synced[wal.slot], &was, last, 0,
-                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                ;
+            synced_raise(wal.slot, last);
         }
     }
     pthread_rwlock_unlock(&wal.files);
@@ -1208,13 +1196,8 @@ queue_checkpoint(queue_t *q)
     }
     buf_init(&b, (size_t)QUEUE_SLOTS * 32);
     for (int i = 0; i < QUEUE_SLOTS; i++) {
-        uint64_t was = __atomic_load_n(&queue_sync->synced[i], __ATOMIC_ACQUIRE);
-
         /* A worker that reset its journal meanwhile may have stored more. */
-        while (snap[i] > was &&
-               !__atomic_compare_exchange_n(&queue_sync->synced[i], &was, snap[i], 0,
-                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            ;
+        synced_raise(i, snap[i]);
         if (snap[i] > q->checkpoint[i])
             q->checkpoint[i] = snap[i];
         if (q->checkpoint[i])
