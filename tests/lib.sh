@@ -132,6 +132,18 @@ start_py() {
     PY_PID=$pid
 }
 
+# fake METHOD PATH [JSON] [PORT]: a control request to a fake (the fake
+# TOPdesk at $TD_PORT unless PORT is given); the answer body on stdout.
+fake() {
+    local method=$1 path=$2 body=${3:-} port=${4:-${TD_PORT:-}}
+    if [ -n "$body" ]; then
+        curl -sS --max-time 30 -X "$method" -H 'Content-Type: application/json' \
+            --data-binary "$body" "http://127.0.0.1:$port$path"
+    else
+        curl -sS --max-time 30 -X "$method" "http://127.0.0.1:$port$path"
+    fi
+}
+
 # free_port: prints a TCP port that nobody listens on at the moment.
 free_port() {
     local p i

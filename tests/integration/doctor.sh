@@ -48,17 +48,6 @@ SMTP_PORT=$PY_PORT
 start_py smtp-refuse smtp_sink.py --maildir "$T/mail-refuse" --refuse-sender "$FROM"
 SMTP_REFUSE_PORT=$PY_PORT
 
-# fake METHOD PATH [JSON]: a control request to the fake TOPdesk.
-fake() {
-    local method=$1 path=$2 body=${3:-}
-    if [ -n "$body" ]; then
-        curl -sS --max-time 30 -X "$method" -H 'Content-Type: application/json' \
-            --data-binary "$body" "http://127.0.0.1:$TD_PORT$path"
-    else
-        curl -sS --max-time 30 -X "$method" "http://127.0.0.1:$TD_PORT$path"
-    fi
-}
-
 # --- the config -------------------------------------------------------------
 
 # write_doctor_config [GRAPH_SECRET_VALUE] [SMTP_PORT]

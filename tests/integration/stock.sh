@@ -54,18 +54,6 @@ TD_URL=http://127.0.0.1:$TD_PORT
 start_py smtp smtp_sink.py --maildir "$MAILDIR"
 SMTP_PORT=$PY_PORT
 
-# fake METHOD PATH [JSON] [PORT]: a control request to the fake TOPdesk;
-# the answer body on stdout.
-fake() {
-    local method=$1 path=$2 body=${3:-} port=${4:-$TD_PORT}
-    if [ -n "$body" ]; then
-        curl -sS --max-time 30 -X "$method" -H 'Content-Type: application/json' \
-            --data-binary "$body" "http://127.0.0.1:$port$path"
-    else
-        curl -sS --max-time 30 -X "$method" "http://127.0.0.1:$port$path"
-    fi
-}
-
 # set_data FILE: replaces the fake's data set with the JSON in FILE.
 set_data() {
     local out
