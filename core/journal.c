@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,19 +25,24 @@
 #define COMMIT_HEAD 24u              /* magic 4, len 4, seq 8, crc 4, pad 4 */
 #define FILL_CHUNK (64u * 1024)
 
+typedef struct journal_waiter journal_waiter_t;
+
 struct journal {
     int fd;
+    int dfd;                 /* the file again, O_DIRECT | O_DSYNC; -1: fd and fdatasync() */
     char *path;
     pthread_mutex_t mu;      /* guards what follows */
-    pthread_cond_t synced;   /* durable or failed moved on */
     uint64_t next_seq;       /* the seq the next commit gets */
     uint64_t off;            /* where the next commit goes */
     unsigned pending;        /* commits in this round */
-    uint64_t durable;        /* commits up to here are on disk */
-    uint64_t failed;         /* a sync covering commits up to here failed */
-    int syncing;             /* a thread is in fdatasync() for the others */
+    uint64_t queued;         /* bytes the waiting commits will take */
+    int leading;             /* a thread leads a batch (see lead()) */
+    journal_waiter_t *waiters;        /* waiting for the next batch */
+    journal_waiter_t **waiters_tail;
+    journal_apply_fn apply;
+    void *apply_arg;
     int reading;             /* opened on an old round: replay, then a new round */
-    char *buf;               /* scratch for one commit */
+    char *buf;               /* the leader's: a batch's pages, page-aligned */
     size_t cap;
 };
 
@@ -160,7 +167,6 @@ write_head(journal_t *j, uint64_t base)
         return -1;
     }
     j->next_seq = base;
-    j->durable = base - 1;
     j->off = JOURNAL_PAGE;
     j->pending = 0;
     j->reading = 0;
@@ -245,7 +251,8 @@ journal_open(const char *path, int *err, char **errstr)
 
     j->path = xstrdup(path);
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->synced, NULL);
+    j->waiters_tail = &j->waiters;
+    j->dfd = -1;
     j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->fd < 0)
         goto fail;
@@ -263,15 +270,14 @@ journal_open(const char *path, int *err, char **errstr)
     if (st.st_size != (off_t)JOURNAL_BYTES) {
         if (preallocate(j) || write_head(j, fresh_base()))
             goto fail;
-        return j;
+        goto opened;
     }
     if (pread_all(j->fd, head, sizeof head, 0) == 1 && memcmp(head, HEAD_MAGIC, 8) == 0 &&
         get32(head + 16) == journal_crc32(0, head, 16)) {
         j->next_seq = get64(head + 8);
-        j->durable = j->next_seq - 1;
         j->off = JOURNAL_PAGE;
         j->reading = 1;
-        return j;
+        goto opened;
     }
     /* Page 0 is torn: it is written only by journal_reset(), when every
      * commit before was durable elsewhere, so nothing is lost with it.  The
@@ -286,6 +292,10 @@ journal_open(const char *path, int *err, char **errstr)
         if (write_head(j, base))
             goto fail;
     }
+opened:
+    /* Commits go straight to the disk where the file system can: one write
+     * a batch, durable when it returns, no page cache to write back. */
+    j->dfd = open(path, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
     return j;
 fail:
     *err = JOURNAL_EIO;
@@ -301,16 +311,16 @@ journal_close(journal_t *j)
         return;
     if (j->fd >= 0)
         close(j->fd);
+    if (j->dfd >= 0)
+        close(j->dfd);
     pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->synced);
     free(j->buf);
     free(j->path);
     free(j);
 }
 
 int
-journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t len, void *arg),
-               void *arg)
+journal_replay(journal_t *j, journal_apply_fn fn, void *arg)
 {
     unsigned char head[COMMIT_HEAD];
     int n = 0;
@@ -343,7 +353,6 @@ journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t le
         if (!ok)
             break;
         j->next_seq++;
-        j->durable = j->next_seq - 1;
         j->off = align_page(j->off + COMMIT_HEAD + len);
         j->pending++;
         n++;
@@ -351,19 +360,156 @@ journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t le
     return n;
 }
 
-/* Group commit: a thread writes its commit into the page cache under the
- * lock, then waits until some fdatasync() that began after its write has
- * ended.  The first waiter to find nobody syncing runs the fdatasync() for
- * every commit written so far; those arriving meanwhile wait for the next
- * one, so N threads committing at once pay for about two syncs, not N. */
+/* One committing thread, on its own stack, while it waits for its commit
+ * to be durable (and applied).  state is the futex word it sleeps on. */
+enum { WAITER_WAIT, WAITER_LEAD, WAITER_DONE };
+
+struct journal_waiter {
+    struct journal_waiter *next;
+    const char *body;
+    size_t len;
+    uint64_t seq;        /* given by the leader */
+    uint64_t off;
+    int rc;
+    uint32_t state;
+};
+
+static size_t
+commit_size(size_t len)
+{
+    return (size_t)align_page(COMMIT_HEAD + len);
+}
+
+static void
+waiter_sleep(journal_waiter_t *w)
+{
+    while (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == WAITER_WAIT)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, WAITER_WAIT, NULL, NULL, 0);
+}
+
+/* Sets w's state and wakes it.  w may return and its frame be gone as soon
+ * as the store is seen; a wake on a word that is gone is harmless, as every
+ * sleeper checks its own state again. */
+static void
+waiter_set(journal_waiter_t *w, uint32_t state, int wake)
+{
+    __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
+    if (wake)
+        syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Writes the batch's pages [start, end) from j->buf and makes them durable:
+ * one O_DIRECT | O_DSYNC write, else a write and fdatasync().  0 or errno. */
+static int
+write_batch(journal_t *j, uint64_t start, uint64_t end)
+{
+    if (j->dfd >= 0) {
+        if (pwrite_all(j->dfd, j->buf, end - start, (off_t)start) == 0)
+            return 0;
+        if (errno != EINVAL)
+            return errno;
+        /* The file system takes no direct I/O after all: the other way,
+         * from now on. */
+        close(j->dfd);
+        j->dfd = -1;
+    }
+    if (pwrite_all(j->fd, j->buf, end - start, (off_t)start) || fdatasync(j->fd))
+        return errno;
+    return 0;
+}
+
+/* The leader's work: numbers the commits waiting, writes them with one
+ * durable write, runs the apply callback for each, hands the lead to the
+ * first commit that came meanwhile and wakes every commit of the batch.
+ * Nobody else numbers, writes or applies commits meanwhile, so a failed
+ * write takes the batch back: the next one is written in its place, with
+ * its seqs. */
+static void
+lead(journal_t *j, journal_waiter_t *self)
+{
+    journal_waiter_t *batch, *w, *next_lead;
+    uint64_t start, end, seq0;
+    int e;
+
+    pthread_mutex_lock(&j->mu);
+    batch = j->waiters;
+    j->waiters = NULL;
+    j->waiters_tail = &j->waiters;
+    start = end = j->off;
+    seq0 = j->next_seq;
+    for (w = batch; w; w = w->next) {
+        w->seq = j->next_seq++;
+        w->off = end;
+        end += commit_size(w->len);
+    }
+    j->queued -= end - start;
+    j->off = end;
+    pthread_mutex_unlock(&j->mu);
+
+    if (j->cap < end - start) {
+        free(j->buf);
+        j->cap = end - start;
+        j->buf = xaligned(JOURNAL_PAGE, j->cap);
+    }
+    memset(j->buf, 0, end - start);
+    for (w = batch; w; w = w->next) {
+        unsigned char *p = (unsigned char *)j->buf + (w->off - start);
+
+        put32(p, COMMIT_MAGIC);
+        put32(p + 4, (uint32_t)w->len);
+        put64(p + 8, w->seq);
+        memcpy(p + COMMIT_HEAD, w->body, w->len);
+        put32(p + 16, journal_crc32(journal_crc32(0, p, 16), w->body, w->len));
+    }
+    e = write_batch(j, start, end);
+    if (e)
+        log_error("journal: cannot write %s: %s", j->path, strerror(e));
+    /* A big batch's pages are not kept. */
+    if (j->cap > 64 * JOURNAL_PAGE) {
+        free(j->buf);
+        j->buf = NULL;
+        j->cap = 0;
+    }
+
+    for (w = batch; w; w = w->next) {
+        if (e)
+            w->rc = JOURNAL_EIO;
+        else if (j->apply && j->apply(w->seq, w->body, w->len, j->apply_arg))
+            w->rc = JOURNAL_EAPPLY;
+    }
+    pthread_mutex_lock(&j->mu);
+    if (e) {
+        j->off = start;
+        j->next_seq = seq0;
+    } else {
+        for (w = batch; w; w = w->next)
+            j->pending++;
+    }
+    next_lead = j->waiters;
+    if (!next_lead)
+        j->leading = 0;
+    pthread_mutex_unlock(&j->mu);
+    if (next_lead)
+        waiter_set(next_lead, WAITER_LEAD, 1);
+
+    for (w = batch; w; w = next_lead) {
+        next_lead = w->next;
+        waiter_set(w, WAITER_DONE, w != self);
+    }
+}
+
+/* Group commit: a thread puts its commit on the list of waiters.  When
+ * nobody leads it leads (see lead()); else it sleeps until its batch is
+ * done, or until the lead passes to it.  N threads committing at once pay
+ * for about two writes, not N. */
 int
 journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq)
 {
-    size_t need = COMMIT_HEAD + len;
-    unsigned char *p;
-    uint64_t mine;
-    int rc = JOURNAL_OK;
+    journal_waiter_t me = {NULL, body, len, 0, 0, JOURNAL_OK, WAITER_WAIT};
+    int leads = 0;
 
+    if (seq)
+        *seq = 0;
     if (len > journal_max_body())
         return JOURNAL_EBIG;
     pthread_mutex_lock(&j->mu);
@@ -371,65 +517,40 @@ journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq)
         pthread_mutex_unlock(&j->mu);
         return JOURNAL_EIO;
     }
-    if (j->off + need > JOURNAL_BYTES) {
+    if (j->off + j->queued + COMMIT_HEAD + len > JOURNAL_BYTES) {
         pthread_mutex_unlock(&j->mu);
         return JOURNAL_EFULL;
     }
-    if (j->cap < need) {
-        j->cap = need < JOURNAL_PAGE ? JOURNAL_PAGE : need;
-        free(j->buf);
-        j->buf = xmalloc(j->cap);
-    }
-    p = (unsigned char *)j->buf;
-    put32(p, COMMIT_MAGIC);
-    put32(p + 4, (uint32_t)len);
-    put64(p + 8, j->next_seq);
-    memcpy(p + COMMIT_HEAD, body, len);
-    put32(p + 16, journal_crc32(journal_crc32(0, p, 16), body, len));
-    put32(p + 20, 0);
-    /* A failed write leaves off and next_seq alone: the next commit takes
-     * the same place and number, and the torn one is never read. */
-    if (pwrite_all(j->fd, p, need, (off_t)j->off)) {
-        log_error("journal: cannot write %s: %s", j->path, strerror(errno));
-        pthread_mutex_unlock(&j->mu);
-        return JOURNAL_EIO;
-    }
-    mine = j->next_seq++;
-    j->off = align_page(j->off + need);
-    j->pending++;
-    if (seq)
-        *seq = mine;
-    while (j->durable < mine && j->failed < mine) {
-        uint64_t target;
-        int e;
-
-        if (j->syncing) {
-            pthread_cond_wait(&j->synced, &j->mu);
-            continue;
-        }
-        j->syncing = 1;
-        target = j->next_seq - 1;
-        pthread_mutex_unlock(&j->mu);
-        e = fdatasync(j->fd) ? errno : 0;
-        pthread_mutex_lock(&j->mu);
-        j->syncing = 0;
-        if (e == 0) {
-            if (target > j->durable)
-                j->durable = target;
-        } else {
-            log_error("journal: cannot sync %s: %s", j->path, strerror(e));
-            if (target > j->failed)
-                j->failed = target;
-        }
-        pthread_cond_broadcast(&j->synced);
-    }
-    /* A failed sync fails every commit it covered: the sender is told and
-     * tries again; should the commit reach the disk after all, replaying it
-     * makes a second job, which the jobs' idempotence makes harmless. */
-    if (j->durable < mine)
-        rc = JOURNAL_EIO;
+    j->queued += commit_size(len);
+    *j->waiters_tail = &me;
+    j->waiters_tail = &me.next;
+    if (!j->leading)
+        leads = j->leading = 1;
     pthread_mutex_unlock(&j->mu);
-    return rc;
+    for (;;) {
+        if (leads)
+            lead(j, &me);
+        waiter_sleep(&me);
+        if (__atomic_load_n(&me.state, __ATOMIC_ACQUIRE) == WAITER_DONE)
+            break;
+        __atomic_store_n(&me.state, WAITER_WAIT, __ATOMIC_RELAXED);
+        leads = 1;
+    }
+    /* A failed write fails every commit of the batch: the sender is told
+     * and tries again; should a commit be on the disk after all, replaying
+     * it makes a second job, which the jobs' idempotence makes harmless. */
+    if (seq && me.rc != JOURNAL_EIO)
+        *seq = me.seq;
+    return me.rc;
+}
+
+void
+journal_set_apply(journal_t *j, journal_apply_fn fn, void *arg)
+{
+    pthread_mutex_lock(&j->mu);
+    j->apply = fn;
+    j->apply_arg = arg;
+    pthread_mutex_unlock(&j->mu);
 }
 
 int
@@ -439,7 +560,7 @@ journal_fits(journal_t *j, size_t len)
 
     pthread_mutex_lock(&j->mu);
     fits = len <= journal_max_body() &&
-           (j->reading || j->off + COMMIT_HEAD + len <= JOURNAL_BYTES);
+           (j->reading || j->off + j->queued + COMMIT_HEAD + len <= JOURNAL_BYTES);
     pthread_mutex_unlock(&j->mu);
     return fits;
 }

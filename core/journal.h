@@ -1,9 +1,9 @@
 /* A write-ahead journal: one preallocated file that one process appends
- * commits to, each made durable with a single fdatasync() before
- * journal_commit() returns.
+ * commits to, each durable before journal_commit() returns; commits that
+ * arrive together share one durable write.
  *
  * The file is JOURNAL_BYTES long and written with zeros when it is made, so
- * a commit overwrites blocks that exist already and fdatasync() writes the
+ * a commit overwrites blocks that exist already and its sync writes the
  * data alone, with no change of size or allocation to record.  Page 0 holds
  * a header with the sequence number of the first commit of the current
  * round; commits follow, each at a page boundary so that no commit's write
@@ -22,7 +22,8 @@
  * first commit, starts a round's worth of pages further on, so no commit
  * left behind a torn one can ever match a seq again.  seq never goes back,
  * even across reopens, so a checkpoint can be kept as "every commit up to
- * seq N". */
+ * seq N".  (A failed write is the one exception: its group's seqs are
+ * given again, as none of them was ever acknowledged.) */
 #ifndef TDHOOK_JOURNAL_H
 #define TDHOOK_JOURNAL_H
 
@@ -37,6 +38,7 @@
 #define JOURNAL_EFULL 2     /* no room left in this round: reset first */
 #define JOURNAL_EBIG 3      /* the body can never fit */
 #define JOURNAL_EBUSY 4     /* journal_open(): another process holds it */
+#define JOURNAL_EAPPLY 5    /* durable, but the apply callback failed for it */
 
 typedef struct journal journal_t;
 
@@ -47,20 +49,32 @@ typedef struct journal journal_t;
 journal_t *journal_open(const char *path, int *err, char **errstr);
 void journal_close(journal_t *j);
 
+/* What a commit is applied with once it is durable (see journal_commit());
+ * replay calls the same kind of function.  0 when done. */
+typedef int (*journal_apply_fn)(uint64_t seq, const char *body, size_t len, void *arg);
+
 /* Calls fn for each valid commit of the round found on disk, in order; at
  * most once after journal_open() (0 later).  fn returns 0 to go on.
  * Returns the number of commits read, or -1 when fn failed.  The commits
  * stay until the next round begins: with journal_reset(), or with the first
  * journal_commit(), which drops what was not replayed. */
-int journal_replay(journal_t *j, int (*fn)(uint64_t seq, const char *body, size_t len, void *arg),
-                   void *arg);
+int journal_replay(journal_t *j, journal_apply_fn fn, void *arg);
 
 /* Appends one commit and makes it durable.  *seq (if not NULL) gets its
- * sequence number once it is written, even when its sync then fails.  JOURNAL_OK, JOURNAL_EFULL, JOURNAL_EBIG, JOURNAL_EIO.
- * Threads of one process may commit at once: they share fdatasync()s
- * (group commit).  journal_replay() and journal_reset() must not run
- * alongside a commit; the caller keeps them apart. */
+ * sequence number when it is on the disk (JOURNAL_OK, JOURNAL_EAPPLY), else
+ * 0.  JOURNAL_OK, JOURNAL_EFULL, JOURNAL_EBIG, JOURNAL_EIO, JOURNAL_EAPPLY.
+ * Threads of one process may commit at once: the commits waiting when one
+ * of them finds nobody writing go to the disk together, with one write
+ * (group commit; O_DIRECT | O_DSYNC where the file system can, else a
+ * write and fdatasync()).  That thread also runs the apply callback
+ * (journal_set_apply()) for each commit of its group, in seq order, before
+ * any of them returns.  A failed write fails its whole group, and the next
+ * group takes its place and seqs.  journal_replay() and journal_reset()
+ * must not run alongside a commit; the caller keeps them apart. */
 int journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq);
+
+/* Sets what each durable commit is applied with (NULL: nothing). */
+void journal_set_apply(journal_t *j, journal_apply_fn fn, void *arg);
 
 /* 1 when a body of len bytes fits in the current round. */
 int journal_fits(journal_t *j, size_t len);

@@ -3,7 +3,8 @@
  *
  * The HTTP workers of a server take a faster way in: each writes a new job
  * (and its idempotency key) ahead into its own journal (core/journal.c),
- * one fdatasync() of one page, and then the files without any fsync.  The
+ * where the jobs arriving together share one durable write, and then the
+ * files without any fsync.  The
  * master makes those files durable with one syncfs() about once a second
  * and records how far that reaches in journal/checkpoint; a worker that
  * starts replays what its journal holds beyond that point, so a job that
@@ -99,28 +100,37 @@ typedef struct {
 
 static queue_sync_t *queue_sync;
 
-/* The journal of an HTTP worker process, shared by its threads.  A thread
- * holds `files` shared from its commit until the commit's files are
- * written; a reset takes it exclusive, so it starts only when every commit
- * of the round has its files.  `done` marks, by seq, the commits whose
- * threads are through, so `written` (published to the master) only moves
- * past commits that have their files. */
+/* What commit_files() works with. */
+typedef struct {
+    queue_t *q;
+    int replay;          /* restore only what the disk lacks, and count it */
+    uint64_t durable;    /* replay: the checkpoint, commits up to here need nothing */
+    int jobs;            /* replay: job files written again */
+    int keys;            /* replay: idempotency keys written again */
+} commit_files_t;
+
+/* The journal of an HTTP worker process, shared by its threads.  The
+ * thread that writes a group of commits also writes their files (apply,
+ * through a queue handle of its own), so one thread at a time creates
+ * files: the directory's lock is a spinning one, and threads that spin on
+ * it burn the CPU the others need.  A thread holds `files` shared from its
+ * commit until the commit's files are written; a reset takes it exclusive,
+ * so it starts only when every commit of the round has its files.  `done`
+ * marks, by seq, the commits whose files are written (or given up), so
+ * `written` (published to the master) only moves past commits that have
+ * their files. */
 #define WAL_RING 4096            /* far more than threads in flight */
 
 static struct {
     pthread_mutex_t mu;          /* guards slot, written, done */
-    pthread_mutex_t write_mu;    /* one thread at a time creates files: the
-                                  * directory's lock is a spinning one, and
-                                  * threads that spin on it burn the CPU the
-                                  * others need */
     pthread_rwlock_t files;
     journal_t *j;                /* NULL: no journal in this process */
+    commit_files_t apply;        /* what the journal applies commits with */
     int slot;
     uint64_t written;
     unsigned char done[WAL_RING];
 } wal = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
-    .write_mu = PTHREAD_MUTEX_INITIALIZER,
     .files = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
 };
 
@@ -318,10 +328,56 @@ write_durable(const queue_t *q, int dir, const char *name, const char *data, siz
     return write_file(q, dir, name, data, len, 1);
 }
 
+/* Links the unnamed file fd (O_TMPFILE) in as path.  AT_EMPTY_PATH would
+ * need CAP_DAC_READ_SEARCH; the file's /proc link needs only /proc. */
+static int
+link_tmpfile(int fd, const char *path)
+{
+    char proc[64];
+
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Writes data to dir/name without any fsync (a journal holds the data):
+ * an unnamed file in dir, linked in when complete, so readers never see it
+ * half written.  Where the file system or /proc cannot do that, a dot file
+ * renamed into place.  0 or -1 (logged).  Never replaces an existing file:
+ * EEXIST is an error, as the names are new ones. */
 static int
 write_quick(const queue_t *q, int dir, const char *name, const char *data, size_t len)
 {
-    return write_file(q, dir, name, data, len, 0);
+    static int no_tmpfile;   /* O_TMPFILE or the link failed once: not again */
+    char *dest;
+    const char *what = "write";
+    int fd, rc = -1;
+
+    if (__atomic_load_n(&no_tmpfile, __ATOMIC_RELAXED))
+        return write_file(q, dir, name, data, len, 0);
+    fd = open(q->dirs[dir], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        __atomic_store_n(&no_tmpfile, 1, __ATOMIC_RELAXED);
+        return write_file(q, dir, name, data, len, 0);
+    }
+    dest = xasprintf("%s/%s", q->dirs[dir], name);
+    if (write_all(fd, data, len) == 0) {
+        what = "link";
+        if (link_tmpfile(fd, dest) == 0) {
+            rc = 0;
+        } else if (errno == ENOENT || errno == EPERM || errno == EACCES || errno == EXDEV ||
+                   errno == EOPNOTSUPP) {
+            /* No /proc, or a link it does not allow: the other way. */
+            __atomic_store_n(&no_tmpfile, 1, __ATOMIC_RELAXED);
+            close(fd);
+            free(dest);
+            return write_file(q, dir, name, data, len, 0);
+        }
+    }
+    if (rc)
+        log_error("queue: cannot %s %s: %s", what, dest, strerror(errno));
+    close(fd);
+    free(dest);
+    return rc;
 }
 
 /* The shared count of queue/ (servers only) is exact because queue/
@@ -979,7 +1035,7 @@ wal_make_room(queue_t *q, size_t len)
 }
 
 /* Stores a new job (and its idempotency key) the worker's way: one
- * journal commit, then the files without fsync. */
+ * journal commit, which writes the files without fsync once durable. */
 static int
 journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text)
 {
@@ -1015,23 +1071,13 @@ journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *i
         if (wal_make_room(q, b.len))
             goto out;
     }
-    if (jrc == JOURNAL_OK) {
-        /* Durable now.  Should a file fail below, the answer is an error
-         * and the sender tries again; the commit may then come back as a
-         * second job after a crash, which the jobs' idempotence makes
-         * harmless. */
-        pthread_mutex_lock(&wal.write_mu);
-        if (write_quick(q, QDIR_QUEUE, name, data, strlen(data)) == 0)
-            rc = QUEUE_OK;
-        if (rc == QUEUE_OK && idem_name &&
-            write_quick(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
-            log_warn("queue: job %s: idempotency key not stored", job->id);
-        pthread_mutex_unlock(&wal.write_mu);
-    }
-    if (seq)
-        wal_done(seq);
-    else if (jrc == JOURNAL_EIO)
-        wal_done(journal_last_seq(wal.j));   /* a failed sync: nothing of ours to wait for */
+    /* JOURNAL_OK: durable, and the files are written (by whichever thread
+     * synced the group, see apply_commit()).  JOURNAL_EAPPLY: durable, but
+     * a file failed; the answer is an error and the sender tries again, and
+     * the commit may then come back as a second job after a crash, which
+     * the jobs' idempotence makes harmless. */
+    if (jrc == JOURNAL_OK)
+        rc = QUEUE_OK;
     pthread_rwlock_unlock(&wal.files);
 out:
     buf_free(&b);
@@ -1039,27 +1085,24 @@ out:
     return rc;
 }
 
-typedef struct {
-    queue_t *q;
-    uint64_t durable;    /* the checkpoint: commits up to here need nothing */
-    int jobs;            /* job files written again */
-    int keys;            /* idempotency keys written again */
-} replay_t;
-
-/* Writes again what a commit holds and the disk may have lost: a job that
- * is nowhere (queue/, done/, dead/), a key that is missing. */
+/* Writes the files a commit holds (a journal_apply_fn).  When replaying,
+ * only what the disk may have lost: a job that is nowhere (queue/, done/,
+ * dead/), a key that is missing; a malformed commit is skipped.  A new
+ * commit's job file must be written; its key is worth a warning; either
+ * way the commit is through (wal_done()). */
 static int
-replay_commit(uint64_t seq, const char *body, size_t len, void *arg)
+commit_files(uint64_t seq, const char *body, size_t len, void *arg)
 {
     static const int where[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
-    replay_t *r = arg;
+    commit_files_t *r = arg;
+    char id[QUEUE_ID_MAX] = "";
     size_t off = 0;
 
-    if (seq <= r->durable)
+    if (r->replay && seq <= r->durable)
         return 0;
     while (off < len) {
         const unsigned char *h = (const unsigned char *)body + off;
-        char name[256], id[QUEUE_ID_MAX];
+        char name[256];
         size_t nlen, dlen;
         int dir, found = 0;
 
@@ -1081,34 +1124,44 @@ replay_commit(uint64_t seq, const char *body, size_t len, void *arg)
             id[JOB_ID_LEN] = '\0';
             if (!id_valid(id))
                 goto bad;
-            for (size_t i = 0; i < sizeof where / sizeof where[0] && !found; i++) {
+            for (size_t i = 0; r->replay && i < sizeof where / sizeof where[0] && !found; i++) {
                 char *path = job_path(r->q, where[i], id);
                 found = path_exists(path);
                 free(path);
             }
         } else if (dir == QDIR_IDEM) {
-            char *path = xasprintf("%s/%s", r->q->dirs[QDIR_IDEM], name);
-            found = path_exists(path);
+            char *path = r->replay ? xasprintf("%s/%s", r->q->dirs[QDIR_IDEM], name) : NULL;
+            found = path && path_exists(path);
             free(path);
         } else {
             goto bad;
         }
         if (!found) {
-            if (write_quick(r->q, dir, name, (const char *)h + ENTRY_HEAD + nlen, dlen))
-                return -1;
-            if (dir == QDIR_QUEUE) {
+            if (write_quick(r->q, dir, name, (const char *)h + ENTRY_HEAD + nlen, dlen)) {
+                if (r->replay || dir == QDIR_QUEUE)
+                    goto fail;
+                log_warn("queue: job %s: idempotency key not stored", id);
+            } else if (r->replay && dir == QDIR_QUEUE) {
                 r->jobs++;
                 log_info("queue: job %s restored from the journal", id);
-            } else {
+            } else if (r->replay) {
                 r->keys++;
             }
         }
         off += ENTRY_HEAD + nlen + dlen;
     }
+    if (!r->replay)
+        wal_done(seq);
     return 0;
 bad:
     log_warn("queue: journal commit %llu is malformed; skipped", (unsigned long long)seq);
+    if (!r->replay)
+        wal_done(seq);
     return 0;
+fail:
+    if (!r->replay)
+        wal_done(seq);
+    return -1;
 }
 
 /* Opens the process's journal as slot and replays it (wal.mu held). */
@@ -1117,7 +1170,8 @@ wal_open(queue_t *q, int slot)
 {
     uint64_t cp[QUEUE_SLOTS] = {0};
     char *path, *errstr = NULL;
-    replay_t r = {q, 0, 0, 0};
+    commit_files_t r = {q, 1, 0, 0, 0};
+    queue_t *own;
     journal_t *j;
     int n, err;
 
@@ -1131,7 +1185,7 @@ wal_open(queue_t *q, int slot)
     }
     checkpoint_load(q, cp);
     r.durable = cp[slot];
-    n = journal_replay(j, replay_commit, &r);
+    n = journal_replay(j, commit_files, &r);
     /* What was replayed becomes durable in its files; then a new round
      * (also when there was nothing, so that seqs go on from here). */
     if (n >= 0 && ((n > 0 && syncfs(q->sync_fd)) || journal_reset(j)))
@@ -1146,6 +1200,15 @@ wal_open(queue_t *q, int slot)
     if (r.jobs || r.keys)
         log_info("queue: journal %d: %d jobs and %d idempotency keys restored", slot, r.jobs,
                  r.keys);
+    own = queue_open(q->root, &q->limits, &errstr);
+    if (!own) {
+        log_error("%s; this worker fsyncs each job instead", errstr);
+        free(errstr);
+        journal_close(j);
+        return;
+    }
+    wal.apply = (commit_files_t){own, 0, 0, 0, 0};
+    journal_set_apply(j, commit_files, &wal.apply);
     wal.j = j;
     wal.slot = slot;
     wal.written = journal_last_seq(j);

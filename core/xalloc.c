@@ -35,6 +35,16 @@ xcalloc(size_t nmemb, size_t size)
 }
 
 void *
+xaligned(size_t align, size_t size)
+{
+    void *p = NULL;
+
+    if (posix_memalign(&p, align, size ? size : 1))
+        xalloc_die();
+    return p;
+}
+
+void *
 xrealloc(void *ptr, size_t size)
 {
     void *p = realloc(ptr, size ? size : 1);

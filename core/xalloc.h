@@ -8,6 +8,8 @@
 void *xmalloc(size_t size);
 void *xcalloc(size_t nmemb, size_t size);
 void *xrealloc(void *ptr, size_t size);
+/* size bytes at a multiple of align (a power of two); free with free(). */
+void *xaligned(size_t align, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Formatted string; allocated, free with free(). */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -639,6 +640,153 @@ test_group_commit(void **state)
     free(w);
 }
 
+/* The apply callback: the thread that syncs a group applies each commit
+ * of it once, in seq order, before the commit's own thread returns. */
+typedef struct {
+    uint64_t base;                 /* the seq before the first commit */
+    uint64_t last;                 /* the last seq applied */
+    int order_ok;
+    int fail_seq_offset;           /* this commit (base + offset) fails; 0: none */
+    unsigned char applied[THREADS * EACH + 1];
+} applied_t;
+
+static int
+record_apply(uint64_t seq, const char *body, size_t len, void *arg)
+{
+    applied_t *a = arg;
+    uint64_t k = seq - a->base;
+
+    (void)body;
+    (void)len;
+    if (seq <= a->last || k > THREADS * EACH)
+        a->order_ok = 0;
+    else
+        __atomic_store_n(&a->applied[k], 1, __ATOMIC_RELEASE);
+    a->last = seq;
+    return a->fail_seq_offset && k == (uint64_t)a->fail_seq_offset;
+}
+
+typedef struct {
+    journal_t *j;
+    applied_t *a;
+    int t;
+    int missing;       /* commits that returned before they were applied */
+    int eapply;        /* commits that returned JOURNAL_EAPPLY */
+    int other;         /* any other result */
+} apply_worker_t;
+
+static void *
+apply_worker(void *arg)
+{
+    apply_worker_t *w = arg;
+
+    for (int i = 0; i < EACH; i++) {
+        char body[32];
+        uint64_t seq = 0;
+        int n = snprintf(body, sizeof body, "t%d-%d", w->t, i);
+        int rc = journal_commit(w->j, body, (size_t)n, &seq);
+
+        if (rc == JOURNAL_EAPPLY)
+            w->eapply++;
+        else if (rc != JOURNAL_OK)
+            w->other++;
+        if (!seq || !__atomic_load_n(&w->a->applied[seq - w->a->base], __ATOMIC_ACQUIRE))
+            w->missing++;
+    }
+    return NULL;
+}
+
+static void
+test_apply(void **state)
+{
+    fixture_t *f = *state;
+    applied_t *a = xcalloc(1, sizeof *a);
+    apply_worker_t w[THREADS];
+    pthread_t tid[THREADS];
+    int eapply = 0;
+
+    a->base = a->last = journal_last_seq(f->j);
+    a->order_ok = 1;
+    a->fail_seq_offset = 17;
+    journal_set_apply(f->j, record_apply, a);
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (apply_worker_t){f->j, a, t, 0, 0, 0};
+        assert_int_equal(pthread_create(&tid[t], NULL, apply_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        assert_int_equal(pthread_join(tid[t], NULL), 0);
+        assert_int_equal(w[t].missing, 0);
+        assert_int_equal(w[t].other, 0);
+        eapply += w[t].eapply;
+    }
+    assert_true(a->order_ok);
+    assert_int_equal(eapply, 1);
+    for (int k = 1; k <= THREADS * EACH; k++)
+        assert_int_equal(a->applied[k], 1);
+    /* A commit whose apply failed is durable all the same. */
+    journal_set_apply(f->j, NULL, NULL);
+    reopen(f);
+    assert_int_equal(replay(f), THREADS * EACH);
+    free(a);
+}
+
+/* The descriptors this process has open on path. */
+static int
+fds_on(const char *path, int *fds, int max)
+{
+    char want[PATH_MAX], link[PATH_MAX], name[64];
+    int n = 0;
+
+    if (!realpath(path, want))
+        return 0;
+    for (int fd = 0; fd < 1024 && n < max; fd++) {
+        ssize_t len;
+
+        snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+        len = readlink(name, link, sizeof link - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, want) == 0)
+            fds[n++] = fd;
+    }
+    return n;
+}
+
+/* A write that fails fails the whole batch and gives its place and seqs
+ * to the next commit, so the file never has a gap a replay stops at. */
+static void
+test_failed_write(void **state)
+{
+    fixture_t *f = *state;
+    int fds[4], saved[4], n, ro;
+    uint64_t a, seq = 99;
+
+    a = commit_str(f, "a");
+    n = fds_on(f->path, fds, 4);
+    assert_true(n >= 1);
+    ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    for (int i = 0; i < n; i++) {
+        saved[i] = dup(fds[i]);
+        assert_true(saved[i] >= 0);
+        assert_true(dup2(ro, fds[i]) == fds[i]);
+    }
+    assert_int_equal(journal_commit(f->j, "b", 1, &seq), JOURNAL_EIO);
+    assert_true(seq == 0);
+    for (int i = 0; i < n; i++) {
+        assert_true(dup2(saved[i], fds[i]) == fds[i]);
+        close(saved[i]);
+    }
+    close(ro);
+    assert_true(commit_str(f, "c") == a + 1);
+    reopen(f);
+    assert_int_equal(replay(f), 2);
+    assert_string_equal(f->s.body[0], "a");
+    assert_string_equal(f->s.body[1], "c");
+    assert_true(f->s.seq[1] == a + 1);
+}
+
 /* A callback's failure stops the replay with -1. */
 static void
 test_replay_fails(void **state)
@@ -687,6 +835,8 @@ main(void)
         T(test_wrong_size),
         T(test_group_commit),
         T(test_replay_fails),
+        T(test_apply),
+        T(test_failed_write),
         cmocka_unit_test(test_crc32),
     };
 
