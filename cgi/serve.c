@@ -302,11 +302,29 @@ typedef struct {
     int slot;
     pthread_t tid;
     int finished;            /* set (atomically) when the thread is through */
+    unsigned accepting;      /* see serve_http_thread() */
 } serve_thread_t;
 
+/* The signal that wakes a thread blocked in accept() when the worker stops
+ * (a realtime one: nobody sends it by chance), and the count of those a
+ * thread has taken. */
+#define SERVE_WAKE_SIG (SIGRTMIN + 2)
+static __thread volatile sig_atomic_t serve_woken;
+
+static void
+serve_on_wake(int sig)
+{
+    (void)sig;
+    serve_woken = serve_woken + 1;
+}
+
 /* One thread of an HTTP worker: its own request, app and queue handle (the
- * journal behind them is the process's).  SIGTERM is blocked but while the
- * thread waits in accept(), so a request in flight always gets its answer. */
+ * journal behind them is the process's).  SIGTERM stays blocked; to stop,
+ * the worker's main thread sends SERVE_WAKE_SIG, but only while the thread
+ * is in accept(), so that no read of a request is ever interrupted:
+ * `accepting` is 1 in accept() and counts, from bit 2 up, the signals sent
+ * there; leaving accept() the thread sets it to 0 and waits for every one
+ * of them to land before it serves anything. */
 static void *
 serve_http_thread(void *arg)
 {
@@ -314,23 +332,20 @@ serve_http_thread(void *arg)
     FCGX_Request req;
     app_t app = {t->cfg, NULL};
     front_io_t io = {fcgx_param, fcgx_read, fcgx_more, fcgx_write, &req};
-    sigset_t term;
 
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigaddset(&term, SIGINT);
     app.queue = serve_worker_queue(t->cfg, t->slot);
     FCGX_InitRequest(&req, t->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
     for (;;) {
-        int rc;
+        unsigned sent;
+        int rc = -EINTR;
 
-        pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-        if (__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE)) {
-            pthread_sigmask(SIG_BLOCK, &term, NULL);
-            break;
-        }
-        rc = FCGX_Accept_r(&req);
-        pthread_sigmask(SIG_BLOCK, &term, NULL);
+        __atomic_store_n(&t->accepting, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&serve_stop, __ATOMIC_SEQ_CST))
+            rc = FCGX_Accept_r(&req);
+        sent = __atomic_exchange_n(&t->accepting, 0, __ATOMIC_SEQ_CST) >> 2;
+        while ((unsigned)serve_woken < sent)
+            sched_yield();
+        serve_woken = 0;
         if (rc < 0) {
             if (__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE))
                 break;
@@ -359,6 +374,7 @@ static void
 serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
 {
     serve_thread_t *ts = xcalloc((size_t)threads, sizeof *ts);
+    struct sigaction wake;
     pthread_attr_t attr;
     sigset_t term;
     int started = 0;
@@ -368,11 +384,14 @@ serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigaddset(&term, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &term, NULL);
+    pthread_sigmask(SIG_BLOCK, &term, NULL);   /* the threads inherit it */
+    memset(&wake, 0, sizeof wake);
+    wake.sa_handler = serve_on_wake;           /* no SA_RESTART: accept() must return */
+    sigaction(SERVE_WAKE_SIG, &wake, NULL);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, SERVE_THREAD_STACK);
     for (int i = 0; i < threads; i++) {
-        ts[i] = (serve_thread_t){cfg, listen_fd, slot, 0, 0};
+        ts[i] = (serve_thread_t){cfg, listen_fd, slot, 0, 0, 0};
         if (pthread_create(&ts[i].tid, &attr, serve_http_thread, &ts[i]) != 0) {
             log_error("worker %d: cannot start thread %d: %s", slot, i, strerror(errno));
             break;
@@ -394,10 +413,20 @@ serve_http_worker(const config_t *cfg, int listen_fd, int slot, int threads)
 
         done = 1;
         for (int i = 0; i < started; i++) {
+            unsigned cur;
+
             if (__atomic_load_n(&ts[i].finished, __ATOMIC_ACQUIRE))
                 continue;
             done = 0;
-            pthread_kill(ts[i].tid, SIGTERM);
+            /* Again each round: a thread may wait for libfcgi's accept lock,
+             * which a signal does not always break. */
+            cur = __atomic_load_n(&ts[i].accepting, __ATOMIC_SEQ_CST);
+            while ((cur & 3) == 1 &&
+                   !__atomic_compare_exchange_n(&ts[i].accepting, &cur, cur + 4, 0,
+                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                ;
+            if ((cur & 3) == 1)
+                pthread_kill(ts[i].tid, SERVE_WAKE_SIG);
         }
         if (!done)
             nanosleep(&nap, NULL);
