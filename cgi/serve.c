@@ -23,6 +23,7 @@
 #include "core/jobs.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/queue.h"
 #include "core/xalloc.h"
 
 #define SERVE_BACKLOG 1024
@@ -522,6 +523,8 @@ serve_reap(serve_child_t *kids, int n)
                 continue;
             kids[i].pid = 0;
             reaped++;
+            if (kids[i].role == ROLE_HTTP)
+                queue_worker_gone(kids[i].index, pid);
             if (serve_stop)
                 break;
             if (WIFSIGNALED(status))

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,13 @@ typedef struct {
      * last one the master's syncfs() has made durable. */
     uint64_t written[QUEUE_SLOTS];
     uint64_t synced[QUEUE_SLOTS];
+    /* A recount must not run while an enqueue has taken its place in the
+     * count but not yet written its file.  The HTTP workers' enqueues say
+     * so here, per worker slot (no syscall); everyone else with a shared
+     * flock() on depth.lock.  A recount holds depth.lock exclusive, sets
+     * `recounting` to its pid and waits for the slots to drain. */
+    int32_t readers[QUEUE_SLOTS];
+    int32_t recounting;
 } queue_sync_t;
 
 static queue_sync_t *queue_sync;
@@ -388,6 +396,105 @@ depth_lock(const queue_t *q, int how)
     if (q->depth_fd >= 0)
         while (flock(q->depth_fd, how) < 0 && errno == EINTR)
             ;
+}
+
+#define RECOUNT_WAIT_MS 5000   /* a slot that does not drain by then is a dead worker's */
+
+static void
+nap_us(long us)
+{
+    struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+
+    nanosleep(&ts, NULL);
+}
+
+/* TDHOOK_TEST_ENQUEUE_DELAY_MS: for the tests only, an enqueue of a server
+ * waits this long once it holds its place in the shared count, so that a
+ * test can kill a worker there.  0 (unset) in production. */
+static long
+test_enqueue_delay_ms(void)
+{
+    static long ms = -1;
+    long v = __atomic_load_n(&ms, __ATOMIC_RELAXED);
+
+    if (v < 0) {
+        const char *env = getenv("TDHOOK_TEST_ENQUEUE_DELAY_MS");
+        char *end;
+
+        v = env && *env ? strtol(env, &end, 10) : 0;
+        if (!env || !*env || *end || v < 0 || v > 60000)
+            v = 0;
+        __atomic_store_n(&ms, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/* An HTTP worker's enqueue (slot) enters the count: it waits while a
+ * recount runs, and clears the mark of a recounting process that died. */
+static void
+count_enter(int slot)
+{
+    for (int naps = 0;; naps++) {
+        pid_t pid;
+
+        __atomic_add_fetch(&queue_sync->readers[slot], 1, __ATOMIC_SEQ_CST);
+        pid = __atomic_load_n(&queue_sync->recounting, __ATOMIC_SEQ_CST);
+        if (!pid)
+            return;
+        __atomic_sub_fetch(&queue_sync->readers[slot], 1, __ATOMIC_SEQ_CST);
+        nap_us(200);
+        if (naps % 500 == 499 && kill(pid, 0) && errno == ESRCH)
+            __atomic_compare_exchange_n(&queue_sync->recounting, &pid, 0, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
+    }
+}
+
+static void
+count_leave(int slot)
+{
+    __atomic_sub_fetch(&queue_sync->readers[slot], 1, __ATOMIC_SEQ_CST);
+}
+
+/* With depth.lock held exclusive: keeps the HTTP workers' enqueues out
+ * until recount_end(). */
+static void
+recount_begin(void)
+{
+    long long deadline = now_ms() + RECOUNT_WAIT_MS;
+
+    __atomic_store_n(&queue_sync->recounting, (int32_t)log_pid(), __ATOMIC_SEQ_CST);
+    for (;;) {
+        int64_t busy = 0;
+
+        for (int i = 0; i < QUEUE_SLOTS; i++)
+            busy += __atomic_load_n(&queue_sync->readers[i], __ATOMIC_SEQ_CST);
+        if (busy == 0)
+            return;
+        if (now_ms() > deadline) {
+            log_warn("queue: enqueues still in flight after %d ms; counting queue/ anyway",
+                     RECOUNT_WAIT_MS);
+            return;
+        }
+        nap_us(100);
+    }
+}
+
+static void
+recount_end(void)
+{
+    __atomic_store_n(&queue_sync->recounting, 0, __ATOMIC_SEQ_CST);
+}
+
+void
+queue_worker_gone(int slot, pid_t pid)
+{
+    int32_t was = (int32_t)pid;
+
+    if (!queue_sync || slot < 0 || slot >= QUEUE_SLOTS)
+        return;
+    __atomic_store_n(&queue_sync->readers[slot], 0, __ATOMIC_SEQ_CST);
+    __atomic_compare_exchange_n(&queue_sync->recounting, &was, 0, 0, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
 }
 
 /* Reads a whole file of at most cap bytes into b.  QUEUE_OK, QUEUE_ENOENT,
@@ -1305,19 +1412,25 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > every) {
             depth_lock(q, LOCK_EX);
             if (now - __atomic_load_n(&queue_sync->depth_ms, __ATOMIC_ACQUIRE) > every) {
+                recount_begin();
                 __atomic_store_n(&queue_sync->depth, (int64_t)ids_count(q, QDIR_QUEUE),
                                  __ATOMIC_RELEASE);
                 __atomic_store_n(&queue_sync->depth_ms, (int64_t)now, __ATOMIC_RELEASE);
+                recount_end();
             }
             depth_lock(q, LOCK_UN);
         }
-        depth_lock(q, LOCK_SH);
-        if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
-            __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
-            depth_lock(q, LOCK_UN);
-            return QUEUE_EFULL;
-        }
+        if (q->journal)
+            count_enter(wal.slot);
+        else
+            depth_lock(q, LOCK_SH);
         counted = 1;
+        if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
+            rc = QUEUE_EFULL;
+            goto uncount;
+        }
+        if (test_enqueue_delay_ms() > 0)
+            nap_us(test_enqueue_delay_ms() * 1000);
     } else if (q->limits.max_jobs > 0) {
         /* Other processes enqueue too, so the cached count may be low: near
          * the limit, count again, so the bound holds exactly there. */
@@ -1343,9 +1456,12 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text);
     else
         rc = job_store(q, QDIR_QUEUE, &job, 0);
+uncount:
     if (rc && counted)
         __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
-    if (counted)
+    if (counted && q->journal)
+        count_leave(wal.slot);
+    else if (counted)
         depth_lock(q, LOCK_UN);
     if (rc)
         goto out;

@@ -21,6 +21,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define QUEUE_ID_MAX 40
 #define QUEUE_SLOTS 256   /* journals of one server at most */
@@ -88,6 +89,10 @@ void queue_share_sync(void);
  * disk does not (a crash of this worker or of the machine).  0, or -1 when
  * the journal cannot be used (logged; enqueue then fsyncs every file). */
 int queue_journal(queue_t *q, int slot);
+
+/* The server's master, once it has reaped HTTP worker `slot` (pid): the
+ * enqueues that worker had in flight no longer hold a recount up. */
+void queue_worker_gone(int slot, pid_t pid);
 
 /* The server's master, about once a second and once more at the end: when
  * workers have stored jobs since the last time, one syncfs() makes their

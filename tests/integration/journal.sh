@@ -7,14 +7,16 @@
 # A crash that loses the page cache is played by kill -9 of every process
 # and removing the files that had not reached the disk yet.  For that the
 # master's checkpoint is switched off (TDHOOK_TEST_CHECKPOINT_MS=0) where a
-# test needs the files to be the journal's alone.
+# test needs the files to be the journal's alone.  max_jobs is set so that
+# the burst below comes near it, where the shared count of queue/ is
+# recounted every second.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=tests/lib.sh disable=SC1091
 . "$top_srcdir/tests/lib.sh"
 
 t_setup nginx
-write_config "queue: {runners: 0}"
+write_config "queue: {runners: 0, max_jobs: 1100}"
 
 # crash: kill -9 the master and every child, as a power cut would.
 crash() {
@@ -128,5 +130,43 @@ while read -r id; do
 done <"$T/burst-ids.txt"
 assert_eq "every 202 of the burst left its job" 0 "$missing"
 assert_eq "no id was answered twice" 0 "$(sort "$T/burst-ids.txt" | uniq -d | wc -l)"
+
+# --- a worker killed with an enqueue in flight ----------------------------------
+# An enqueue holds its place in the shared count of queue/ (in its worker's
+# slot) until its job is stored; a recount waits for those.  A worker killed
+# there must not hold the recounts up: the master lets go of its slot when
+# it reaps it.  Each enqueue waits 1.5 s in that place here; the queue holds
+# the burst's jobs, near max_jobs, so a recount is due every second.
+stop_tdhook
+TDHOOK_TEST_ENQUEUE_DELAY_MS=1500 start_tdhook
+held_workers=$(for pid in $(children "$TDHOOK_PID"); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tdhook-http ] && echo "$pid"
+done)
+curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $TOKEN1" \
+    -H 'Content-Type: application/json' -X POST \
+    --data-binary '{"number": "R 2412 1002", "event": "changed"}' \
+    "$BASE/hooks/reservation" >"$T/held.txt" &
+held=$!
+sleep 0.5
+# shellcheck disable=SC2086  # one pid a word
+kill -9 $held_workers
+wait "$held"
+say "# the held hook was answered $(cat "$T/held.txt") when its worker died"
+respawned() {
+    local n=0 pid
+    for pid in $(children "$TDHOOK_PID"); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tdhook-http ] && n=$((n + 1))
+    done
+    [ "$n" -eq 2 ]
+}
+check "the master started the workers again" wait_until 10 respawned
+sleep 1.2
+t0=$(date +%s%N)
+post_hook /hooks/reservation '{"number": "R 2412 1003", "event": "changed"}'
+took=$((($(date +%s%N) - t0) / 1000000))
+assert_status 202 "a hook after the killed enqueue is accepted"
+check "it took the enqueue's 1.5 s and no recount wait ($took ms)" test "$took" -lt 4000
+assert_not_contains "no recount waited for the dead worker's enqueue" \
+    "$(cat "$T/tdhook.log")" "still in flight"
 
 finish
