@@ -344,8 +344,11 @@ serve_http_thread(void *arg)
         if (!__atomic_load_n(&serve_stop, __ATOMIC_SEQ_CST))
             rc = FCGX_Accept_r(&req);
         sent = __atomic_exchange_n(&t->accepting, 0, __ATOMIC_SEQ_CST) >> 2;
-        while ((unsigned)serve_woken < sent)
-            sched_yield();
+        while ((unsigned)serve_woken < sent) {
+            struct timespec nap = {0, 50 * 1000L};
+
+            nanosleep(&nap, NULL);   /* a syscall: where a signal lands */
+        }
         serve_woken = 0;
         if (rc < 0) {
             if (__atomic_load_n(&serve_stop, __ATOMIC_ACQUIRE))
