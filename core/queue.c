@@ -355,15 +355,30 @@ link_tmpfile(int fd, const char *path)
 static int
 write_quick(const queue_t *q, int dir, const char *name, const char *data, size_t len)
 {
-    static int no_tmpfile;   /* O_TMPFILE or the link failed once: not again */
+    /* -1: not known yet; 1: O_TMPFILE or the link is not to be had here
+     * (or TDHOOK_TEST_NO_TMPFILE=1 plays that, for the tests). */
+    static int no_tmpfile = -1;
+    int no = __atomic_load_n(&no_tmpfile, __ATOMIC_RELAXED);
     char *dest;
     const char *what = "write";
     int fd, rc = -1;
 
-    if (__atomic_load_n(&no_tmpfile, __ATOMIC_RELAXED))
+    if (no < 0) {
+        const char *env = getenv("TDHOOK_TEST_NO_TMPFILE");
+
+        no = env && strcmp(env, "1") == 0;
+        __atomic_store_n(&no_tmpfile, no, __ATOMIC_RELAXED);
+    }
+    if (no)
         return write_file(q, dir, name, data, len, 0);
     fd = open(q->dirs[dir], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) {
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+            log_error("queue: cannot create a file in %s: %s", q->dirs[dir], strerror(errno));
+            return -1;
+        }
+        /* The file system has no O_TMPFILE (some overlay and network
+         * file systems): the other way, from now on. */
         __atomic_store_n(&no_tmpfile, 1, __ATOMIC_RELAXED);
         return write_file(q, dir, name, data, len, 0);
     }

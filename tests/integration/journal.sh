@@ -36,38 +36,58 @@ job_file() { printf '%s/state/queue/%s.job\n' "$T" "$1"; }
 restored_lines() { grep -c 'restored from the journal' "$T/tdhook.log" || true; }
 
 # --- a crash loses the unsynced files; the journal brings them back ------------
-TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
-start_nginx
-ids=()
-for i in 1 2 3 4 5; do
-    post_hook /hooks/reservation "{\"number\": \"R 2412 00$i\", \"event\": \"changed\"}" \
-        -H "Idempotency-Key: crash-key-$i"
-    assert_status 202 "POST $i with an Idempotency-Key"
-    ids+=("$(json_str job)")
-done
-check "five distinct job ids" test "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" -eq 5
-check "the workers keep journals" test -s "$T/state/journal/0.wal" -a -s "$T/state/journal/1.wal"
-check "a journal is preallocated (4 MiB)" test "$(stat -c %s "$T/state/journal/0.wal")" -eq 4194304
-crash
-rm -f "$(job_file "${ids[0]}")" "$(job_file "${ids[1]}")" "$(job_file "${ids[2]}")"
-rm -f "$T/state/idem/"*
-before=$(restored_lines)
+# crash_replay LABEL: five hooks with keys, a crash that loses three job files
+# and every key, a start that restores them.  The caller's environment goes
+# to tdhook (TDHOOK_TEST_NO_TMPFILE=1 plays a file system without O_TMPFILE).
+crash_replay() {
+    local label=$1 ids=() i id before keys_before keys
+    rm -f "$T/state/queue/"*.job "$T/state/idem/"*
+    TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+    [ -n "${NGINX_PID:-}" ] || start_nginx
+    for i in 1 2 3 4 5; do
+        post_hook /hooks/reservation "{\"number\": \"R 2412 00$i\", \"event\": \"changed\"}" \
+            -H "Idempotency-Key: $label-key-$i"
+        assert_status 202 "$label: POST $i with an Idempotency-Key"
+        ids+=("$(json_str job)")
+    done
+    check "$label: five distinct job ids" test "$(printf '%s\n' "${ids[@]}" | sort -u | wc -l)" -eq 5
+    check "$label: the workers keep journals" \
+        test -s "$T/state/journal/0.wal" -a -s "$T/state/journal/1.wal"
+    check "$label: a journal is preallocated (4 MiB)" \
+        test "$(stat -c %s "$T/state/journal/0.wal")" -eq 4194304
+    check "$label: no temporary file is left in queue/" \
+        test "$(find "$T/state/queue" -name '.*' | wc -l)" -eq 0
+    crash
+    rm -f "$(job_file "${ids[0]}")" "$(job_file "${ids[1]}")" "$(job_file "${ids[2]}")"
+    rm -f "$T/state/idem/"*
+    before=$(restored_lines)
+    keys_before=$(grep -c 'idempotency keys restored' "$T/tdhook.log")
+    start_tdhook
+    for id in "${ids[@]}"; do
+        get_auth "/jobs/$id"
+        assert_status 200 "$label: job $id is there after the crash"
+        assert_eq "$label: job $id is queued" queued "$(json_str status)"
+    done
+    assert_eq "$label: three jobs restored from the journal" 3 "$(($(restored_lines) - before))"
+    # Each worker replays its own journal and says what it restored.
+    keys=$(grep 'idempotency keys restored' "$T/tdhook.log" | tail -n +"$((keys_before + 1))" |
+        sed -n 's/.*: [0-9]* jobs and \([0-9]*\) idempotency keys restored.*/\1/p' |
+        awk '{ n += $1 } END { print n + 0 }')
+    assert_eq "$label: the workers say they restored the 5 idempotency keys" 5 "$keys"
+    post_hook /hooks/reservation '{"number": "R 2412 001", "event": "changed"}' \
+        -H "Idempotency-Key: $label-key-1"
+    assert_eq "$label: a restored idempotency key still answers with the first job" \
+        "${ids[0]}" "$(json_str job)"
+    check "$label: no job is restored twice" \
+        test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 5
+    check "$label: no temporary file is left in queue/ after the replay" \
+        test "$(find "$T/state/queue" -name '.*' | wc -l)" -eq 0
+}
+crash_replay crash
+stop_tdhook
+TDHOOK_TEST_NO_TMPFILE=1 crash_replay no-tmpfile
+stop_tdhook
 start_tdhook
-for id in "${ids[@]}"; do
-    get_auth "/jobs/$id"
-    assert_status 200 "job $id is there after the crash"
-    assert_eq "job $id is queued" queued "$(json_str status)"
-done
-assert_eq "three jobs restored from the journal" 3 "$(($(restored_lines) - before))"
-# Each worker replays its own journal and says what it restored.
-keys=$(sed -n 's/.*: [0-9]* jobs and \([0-9]*\) idempotency keys restored.*/\1/p' "$T/tdhook.log" |
-    awk '{ n += $1 } END { print n + 0 }')
-assert_eq "the workers say they restored the 5 idempotency keys" 5 "$keys"
-post_hook /hooks/reservation '{"number": "R 2412 001", "event": "changed"}' \
-    -H "Idempotency-Key: crash-key-1"
-assert_eq "a restored idempotency key still answers with the first job" "${ids[0]}" \
-    "$(json_str job)"
-check "no job is restored twice" test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 5
 
 # --- past the checkpoint nothing is replayed ------------------------------------
 # The master syncs about once a second; a job dropped after that stays dropped
