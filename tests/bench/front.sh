@@ -8,6 +8,9 @@
 #               tdhook (the
 #               limit of any FastCGI front here)
 #   bare-1t     the same responder with one thread a worker
+#   bare-post, bare-1t-post
+#               the two with the POST below (nginx passes its body on):
+#               the limit for that very request (throughput only)
 #   healthz     GET /healthz through tdhook
 #   post        POST /hooks/reservation with a token and a JSON body: auth,
 #               JSON, and the job durably stored before the 202
@@ -239,6 +242,8 @@ say "== throughput (wrk -t2 -c$CONNS -d${DURATION}s)"
 throughput nginx-204 /nginx-204
 throughput bare-fcgi /bare
 throughput bare-1t /bare1
+throughput bare-post /bare -s "$T/post.lua"
+throughput bare-1t-post /bare1 -s "$T/post.lua"
 throughput healthz /healthz
 clear_jobs
 throughput post /hooks/reservation -s "$T/post.lua"
@@ -303,6 +308,7 @@ done
 say "ratio healthz/bare-fcgi: $(ratio "${RPS[healthz]}" "${RPS[bare-fcgi]}")   healthz/nginx-204: $(ratio "${RPS[healthz]}" "${RPS[nginx-204]}")"
 say "ratio post/bare-fcgi:    $(ratio "${RPS[post]}" "${RPS[bare-fcgi]}")   post/nginx-204:    $(ratio "${RPS[post]}" "${RPS[nginx-204]}")"
 say "bare-1t (one thread a worker): ${RPS[bare-1t]} req/s; ratio post/bare-1t: $(ratio "${RPS[post]}" "${RPS[bare-1t]}")"
+say "the same POST to the bare responders: bare-post ${RPS[bare-post]}, bare-1t-post ${RPS[bare-1t-post]} req/s; ratio post/bare-post: $(ratio "${RPS[post]}" "${RPS[bare-post]}"), post/bare-1t-post: $(ratio "${RPS[post]}" "${RPS[bare-1t-post]}")"
 say "memory (VmRSS of each tdhook-http worker, pid=size):"
 say "  idle:                          $RSS_IDLE"
 say "  after the warm-up:             $RSS_WARM"
