@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -110,48 +111,6 @@ journal_max_body(void)
 
 /* --- file I/O ------------------------------------------------------------- */
 
-static int
-pwrite_all(int fd, const void *data, size_t len, off_t off)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
-/* 1 when len bytes were read, 0 at a short read, -1 on error. */
-static int
-pread_all(int fd, void *data, size_t len, off_t off)
-{
-    char *p = data;
-
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        p += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 1;
-}
-
 /* Writes page 0 for a round starting at base and makes it durable. */
 static int
 write_head(journal_t *j, uint64_t base)
@@ -162,7 +121,7 @@ write_head(journal_t *j, uint64_t base)
     memcpy(page, HEAD_MAGIC, 8);
     put64(page + 8, base);
     put32(page + 16, journal_crc32(0, page, 16));
-    if (pwrite_all(j->fd, page, sizeof page, 0) || fdatasync(j->fd)) {
+    if (fd_pwrite_all(j->fd, page, sizeof page, 0) || fdatasync(j->fd)) {
         log_error("journal: cannot write %s: %s", j->path, strerror(errno));
         return -1;
     }
@@ -192,7 +151,7 @@ max_seq_on_disk(const journal_t *j)
     uint64_t max = 0;
 
     for (uint64_t off = JOURNAL_PAGE; off + COMMIT_HEAD <= JOURNAL_BYTES; off += JOURNAL_PAGE)
-        if (pread_all(j->fd, head, sizeof head, (off_t)off) == 1 && get32(head) == COMMIT_MAGIC &&
+        if (fd_pread_all(j->fd, head, sizeof head, (off_t)off) == 1 && get32(head) == COMMIT_MAGIC &&
             get64(head + 8) > max)
             max = get64(head + 8);
     return max;
@@ -221,7 +180,7 @@ preallocate(journal_t *j)
     if (ftruncate(j->fd, 0))
         goto out;
     for (off_t off = 0; off < (off_t)JOURNAL_BYTES; off += FILL_CHUNK)
-        if (pwrite_all(j->fd, zero, FILL_CHUNK, off))
+        if (fd_pwrite_all(j->fd, zero, FILL_CHUNK, off))
             goto out;
     if (fsync(j->fd))
         goto out;
@@ -272,7 +231,7 @@ journal_open(const char *path, int *err, char **errstr)
             goto fail;
         goto opened;
     }
-    if (pread_all(j->fd, head, sizeof head, 0) == 1 && memcmp(head, HEAD_MAGIC, 8) == 0 &&
+    if (fd_pread_all(j->fd, head, sizeof head, 0) == 1 && memcmp(head, HEAD_MAGIC, 8) == 0 &&
         get32(head + 16) == journal_crc32(0, head, 16)) {
         j->next_seq = get64(head + 8);
         j->off = JOURNAL_PAGE;
@@ -333,14 +292,14 @@ journal_replay(journal_t *j, journal_apply_fn fn, void *arg)
         int ok;
 
         if (j->off + COMMIT_HEAD > JOURNAL_BYTES ||
-            pread_all(j->fd, head, sizeof head, (off_t)j->off) != 1)
+            fd_pread_all(j->fd, head, sizeof head, (off_t)j->off) != 1)
             break;
         len = get32(head + 4);
         if (get32(head) != COMMIT_MAGIC || get64(head + 8) != j->next_seq ||
             len > journal_max_body() || j->off + COMMIT_HEAD + len > JOURNAL_BYTES)
             break;
         body = xmalloc((size_t)len + 1);
-        ok = pread_all(j->fd, body, len, (off_t)(j->off + COMMIT_HEAD)) == 1 &&
+        ok = fd_pread_all(j->fd, body, len, (off_t)(j->off + COMMIT_HEAD)) == 1 &&
              get32(head + 16) == journal_crc32(journal_crc32(0, head, 16), body, len);
         if (ok) {
             body[len] = '\0';
@@ -404,7 +363,7 @@ static int
 write_batch(journal_t *j, uint64_t start, uint64_t end)
 {
     if (j->dfd >= 0) {
-        if (pwrite_all(j->dfd, j->buf, end - start, (off_t)start) == 0)
+        if (fd_pwrite_all(j->dfd, j->buf, end - start, (off_t)start) == 0)
             return 0;
         if (errno != EINVAL)
             return errno;
@@ -413,7 +372,7 @@ write_batch(journal_t *j, uint64_t start, uint64_t end)
         close(j->dfd);
         j->dfd = -1;
     }
-    if (pwrite_all(j->fd, j->buf, end - start, (off_t)start) || fdatasync(j->fd))
+    if (fd_pwrite_all(j->fd, j->buf, end - start, (off_t)start) || fdatasync(j->fd))
         return errno;
     return 0;
 }

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fileio.h"
 #include "core/journal.h"
 #include "core/log.h"
 #include "core/queue.h"
@@ -253,25 +254,6 @@ path_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Writes all of data to fd, retrying after signals.  0, or -1 with errno. */
-static int
-write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Writes data to dir/name through a temporary file renamed into place, so
  * readers never see it half written.  durable: the file is in tmp/ and is
  * fsync'ed, and so is dir after the rename; else (a journal holds the data)
@@ -295,7 +277,7 @@ write_file(const queue_t *q, int dir, const char *name, const char *data, size_t
         goto out;
     created = 1;
     what = "write";
-    if (write_all(fd, data, len))
+    if (fd_pwrite_all(fd, data, len, 0))
         goto out;
     what = "fsync";
     if (durable && fsync(fd))
@@ -383,7 +365,7 @@ write_quick(const queue_t *q, int dir, const char *name, const char *data, size_
         return write_file(q, dir, name, data, len, 0);
     }
     dest = xasprintf("%s/%s", q->dirs[dir], name);
-    if (write_all(fd, data, len) == 0) {
+    if (fd_pwrite_all(fd, data, len, 0) == 0) {
         what = "link";
         if (link_tmpfile(fd, dest) == 0) {
             rc = 0;
