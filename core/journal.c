@@ -388,6 +388,7 @@ lead(journal_t *j, journal_waiter_t *self)
 {
     journal_waiter_t *batch, *w, *next_lead;
     uint64_t start, end, seq0;
+    unsigned n = 0;
     int e;
 
     pthread_mutex_lock(&j->mu);
@@ -400,6 +401,7 @@ lead(journal_t *j, journal_waiter_t *self)
         w->seq = j->next_seq++;
         w->off = end;
         end += commit_size(w->len);
+        n++;
     }
     j->queued -= end - start;
     j->off = end;
@@ -441,8 +443,7 @@ lead(journal_t *j, journal_waiter_t *self)
         j->off = start;
         j->next_seq = seq0;
     } else {
-        for (w = batch; w; w = w->next)
-            j->pending++;
+        j->pending += n;
     }
     next_lead = j->waiters;
     if (!next_lead)

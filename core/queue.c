@@ -1192,8 +1192,7 @@ out:
 /* Writes the files a commit holds (a journal_apply_fn).  When replaying,
  * only what the disk may have lost: a job that is nowhere (queue/, done/,
  * dead/), a key that is missing; a malformed commit is skipped.  A new
- * commit's job file must be written; its key is worth a warning; either
- * way the commit is through (wal_done()). */
+ * commit's job file must be written; its key is worth a warning. */
 static int
 commit_files(uint64_t seq, const char *body, size_t len, void *arg)
 {
@@ -1243,7 +1242,7 @@ commit_files(uint64_t seq, const char *body, size_t len, void *arg)
         if (!found) {
             if (write_quick(r->q, dir, name, (const char *)h + ENTRY_HEAD + nlen, dlen)) {
                 if (r->replay || dir == QDIR_QUEUE)
-                    goto fail;
+                    return -1;
                 log_warn("queue: job %s: idempotency key not stored", id);
             } else if (r->replay && dir == QDIR_QUEUE) {
                 r->jobs++;
@@ -1254,18 +1253,21 @@ commit_files(uint64_t seq, const char *body, size_t len, void *arg)
         }
         off += ENTRY_HEAD + nlen + dlen;
     }
-    if (!r->replay)
-        wal_done(seq);
     return 0;
 bad:
     log_warn("queue: journal commit %llu is malformed; skipped", (unsigned long long)seq);
-    if (!r->replay)
-        wal_done(seq);
     return 0;
-fail:
-    if (!r->replay)
-        wal_done(seq);
-    return -1;
+}
+
+/* What the worker's journal applies each new commit with: its files, and
+ * then the commit is through, whether they were written or not. */
+static int
+apply_commit(uint64_t seq, const char *body, size_t len, void *arg)
+{
+    int rc = commit_files(seq, body, len, arg);
+
+    wal_done(seq);
+    return rc;
 }
 
 /* Opens the process's journal as slot and replays it (wal.mu held). */
@@ -1312,7 +1314,7 @@ wal_open(queue_t *q, int slot)
         return;
     }
     wal.apply = (commit_files_t){own, 0, 0, 0, 0};
-    journal_set_apply(j, commit_files, &wal.apply);
+    journal_set_apply(j, apply_commit, &wal.apply);
     wal.j = j;
     wal.slot = slot;
     wal.written = journal_last_seq(j);
