@@ -38,9 +38,11 @@ struct journal {
     unsigned pending;        /* commits in this round */
     uint64_t queued;         /* bytes the waiting commits will take */
     int leading;             /* a thread leads a batch (see lead()) */
+    pthread_cond_t idle;     /* signalled when nobody leads and nobody waits */
     journal_waiter_t *waiters;        /* waiting for the next batch */
     journal_waiter_t **waiters_tail;
     journal_apply_fn apply;
+    journal_group_fn group_end;
     void *apply_arg;
     int reading;             /* opened on an old round: replay, then a new round */
     char *buf;               /* the leader's: a batch's pages, page-aligned */
@@ -210,6 +212,7 @@ journal_open(const char *path, int *err, char **errstr)
 
     j->path = xstrdup(path);
     pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->idle, NULL);
     j->waiters_tail = &j->waiters;
     j->dfd = -1;
     j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -273,6 +276,7 @@ journal_close(journal_t *j)
     if (j->dfd >= 0)
         close(j->dfd);
     pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->idle);
     free(j->buf);
     free(j->path);
     free(j);
@@ -319,8 +323,10 @@ journal_replay(journal_t *j, journal_apply_fn fn, void *arg)
     return n;
 }
 
-/* One committing thread, on its own stack, while it waits for its commit
- * to be durable (and applied).  state is the futex word it sleeps on. */
+/* One commit waiting for its group: a committing thread's, on its stack,
+ * while it waits for its commit to be durable (and applied), state being
+ * the futex word it sleeps on; or a submitted one, allocated
+ * with a copy of its body, whose thread has gone on. */
 enum { WAITER_WAIT, WAITER_LEAD, WAITER_DONE };
 
 struct journal_waiter {
@@ -331,6 +337,9 @@ struct journal_waiter {
     uint64_t off;
     int rc;
     uint32_t state;
+    int submitted;       /* journal_submit()'s: allocated, nobody waits */
+    journal_done_fn done;
+    void *done_arg;
 };
 
 static size_t
@@ -380,17 +389,20 @@ write_batch(journal_t *j, uint64_t start, uint64_t end)
 /* The leader's work: numbers the commits waiting, writes them with one
  * durable write, runs the apply callback for each, hands the lead to the
  * first commit that came meanwhile and wakes every commit of the batch.
+ * (The callbacks: apply for each commit, then group_end once.)
  * Nobody else numbers, writes or applies commits meanwhile, so a failed
  * write takes the batch back: the next one is written in its place, with
  * its seqs. */
 static void
 lead(journal_t *j, journal_waiter_t *self)
 {
-    journal_waiter_t *batch, *w, *next_lead;
+    journal_waiter_t *batch, *w, *next;
     uint64_t start, end, seq0;
-    unsigned n = 0;
-    int e;
+    unsigned n;
+    int e, again;
 
+next_batch:
+    n = 0;
     pthread_mutex_lock(&j->mu);
     batch = j->waiters;
     j->waiters = NULL;
@@ -438,6 +450,11 @@ lead(journal_t *j, journal_waiter_t *self)
         else if (j->apply && j->apply(w->seq, w->body, w->len, j->apply_arg))
             w->rc = JOURNAL_EAPPLY;
     }
+    if (!e && j->group_end && j->group_end(j->apply_arg))
+        for (w = batch; w; w = w->next)
+            w->rc = JOURNAL_EAPPLY;
+    /* The lead goes to the first commit that came meanwhile; when no
+     * thread waits for that one, this thread leads once more. */
     pthread_mutex_lock(&j->mu);
     if (e) {
         j->off = start;
@@ -445,17 +462,47 @@ lead(journal_t *j, journal_waiter_t *self)
     } else {
         j->pending += n;
     }
-    next_lead = j->waiters;
-    if (!next_lead)
+    next = j->waiters;
+    again = next && next->submitted;
+    if (!next) {
         j->leading = 0;
-    pthread_mutex_unlock(&j->mu);
-    if (next_lead)
-        waiter_set(next_lead, WAITER_LEAD, 1);
-
-    for (w = batch; w; w = next_lead) {
-        next_lead = w->next;
-        waiter_set(w, WAITER_DONE, w != self);
+        pthread_cond_broadcast(&j->idle);
     }
+    pthread_mutex_unlock(&j->mu);
+    if (next && !again)
+        waiter_set(next, WAITER_LEAD, 1);
+
+    for (w = batch; w; w = next) {
+        next = w->next;
+        if (w->submitted) {
+            if (w->done)
+                w->done(w->rc, w->rc == JOURNAL_EIO ? 0 : w->seq, w->done_arg);
+            free(w);
+        } else {
+            waiter_set(w, WAITER_DONE, w != self);
+        }
+    }
+    if (again) {
+        self = NULL;
+        goto next_batch;
+    }
+}
+
+/* Puts w on the list of waiters (j->mu held): 0, or JOURNAL_EFULL,
+ * JOURNAL_EIO; *leads set when nobody leads, so the caller must. */
+static int
+waiter_add(journal_t *j, journal_waiter_t *w, int *leads)
+{
+    if (j->reading && write_head(j, next_base(j)))
+        return JOURNAL_EIO;
+    if (j->off + j->queued + COMMIT_HEAD + w->len > JOURNAL_BYTES)
+        return JOURNAL_EFULL;
+    j->queued += commit_size(w->len);
+    *j->waiters_tail = w;
+    j->waiters_tail = &w->next;
+    *leads = !j->leading;
+    j->leading = 1;
+    return 0;
 }
 
 /* Group commit: a thread puts its commit on the list of waiters.  When
@@ -465,28 +512,18 @@ lead(journal_t *j, journal_waiter_t *self)
 int
 journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq)
 {
-    journal_waiter_t me = {NULL, body, len, 0, 0, JOURNAL_OK, WAITER_WAIT};
-    int leads = 0;
+    journal_waiter_t me = {NULL, body, len, 0, 0, JOURNAL_OK, WAITER_WAIT, 0, NULL, NULL};
+    int leads = 0, rc;
 
     if (seq)
         *seq = 0;
     if (len > journal_max_body())
         return JOURNAL_EBIG;
     pthread_mutex_lock(&j->mu);
-    if (j->reading && write_head(j, next_base(j))) {
-        pthread_mutex_unlock(&j->mu);
-        return JOURNAL_EIO;
-    }
-    if (j->off + j->queued + COMMIT_HEAD + len > JOURNAL_BYTES) {
-        pthread_mutex_unlock(&j->mu);
-        return JOURNAL_EFULL;
-    }
-    j->queued += commit_size(len);
-    *j->waiters_tail = &me;
-    j->waiters_tail = &me.next;
-    if (!j->leading)
-        leads = j->leading = 1;
+    rc = waiter_add(j, &me, &leads);
     pthread_mutex_unlock(&j->mu);
+    if (rc)
+        return rc;
     for (;;) {
         if (leads)
             lead(j, &me);
@@ -504,11 +541,52 @@ journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq)
     return me.rc;
 }
 
+int
+journal_submit(journal_t *j, const void *body, size_t len, journal_done_fn done, void *arg)
+{
+    journal_waiter_t *w;
+    int leads = 0, rc;
+
+    if (len > journal_max_body())
+        return JOURNAL_EBIG;
+    w = xmalloc(sizeof *w + len);
+    *w = (journal_waiter_t){NULL, (char *)(w + 1), len, 0, 0, JOURNAL_OK, WAITER_WAIT, 1, done, arg};
+    memcpy(w + 1, body, len);
+    pthread_mutex_lock(&j->mu);
+    rc = waiter_add(j, w, &leads);
+    pthread_mutex_unlock(&j->mu);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    if (leads)
+        lead(j, NULL);
+    return JOURNAL_OK;
+}
+
+int
+journal_make_room(journal_t *j, size_t len, journal_room_fn ready, void *arg)
+{
+    int rc = JOURNAL_OK;
+
+    pthread_mutex_lock(&j->mu);
+    while (j->leading || j->waiters)
+        pthread_cond_wait(&j->idle, &j->mu);
+    /* Another thread may have made room meanwhile. */
+    if (j->pending > 0 && !j->reading && j->off + COMMIT_HEAD + len > JOURNAL_BYTES) {
+        if ((ready && ready(j->next_seq - 1, arg)) || write_head(j, next_base(j)))
+            rc = JOURNAL_EIO;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
 void
-journal_set_apply(journal_t *j, journal_apply_fn fn, void *arg)
+journal_set_apply(journal_t *j, journal_apply_fn fn, journal_group_fn group_end, void *arg)
 {
     pthread_mutex_lock(&j->mu);
     j->apply = fn;
+    j->group_end = group_end;
     j->apply_arg = arg;
     pthread_mutex_unlock(&j->mu);
 }

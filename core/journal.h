@@ -67,14 +67,45 @@ int journal_replay(journal_t *j, journal_apply_fn fn, void *arg);
  * of them finds nobody writing go to the disk together, with one write
  * (group commit; O_DIRECT | O_DSYNC where the file system can, else a
  * write and fdatasync()).  That thread also runs the apply callback
- * (journal_set_apply()) for each commit of its group, in seq order, before
- * any of them returns.  A failed write fails its whole group, and the next
+ * (journal_set_apply()) for each commit of its group, in seq order, and
+ * then the group's end callback, before any of them returns.  A failed write fails its whole group, and the next
  * group takes its place and seqs.  journal_replay() and journal_reset()
  * must not run alongside a commit; the caller keeps them apart. */
 int journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq);
 
-/* Sets what each durable commit is applied with (NULL: nothing). */
-void journal_set_apply(journal_t *j, journal_apply_fn fn, void *arg);
+/* What a submitted commit's end is told: JOURNAL_OK, JOURNAL_EAPPLY or
+ * JOURNAL_EIO, and its seq (0 unless it is on the disk). */
+typedef void (*journal_done_fn)(int rc, uint64_t seq, void *arg);
+
+/* As journal_commit(), but the calling thread goes on: the body is copied,
+ * and done(rc, seq, arg) is called once the commit's group is written and
+ * applied, by the thread that writes it; with nobody writing, that is the
+ * calling thread, before this returns.  A leading thread leads on for as
+ * long as submitted commits wait.  JOURNAL_OK (done will be or has been
+ * called), else JOURNAL_EFULL, JOURNAL_EBIG or JOURNAL_EIO at once (done is
+ * not called). */
+int journal_submit(journal_t *j, const void *body, size_t len, journal_done_fn done,
+                   void *arg);
+
+/* Called by journal_make_room() just before it starts a new round, with
+ * the last seq of the old one, and nothing committing meanwhile: 0 when
+ * every commit so far is durable elsewhere. */
+typedef int (*journal_room_fn)(uint64_t last, void *arg);
+
+/* Makes room for a body of len bytes: waits until no commit is in flight,
+ * then, unless the round has room (another thread made it meanwhile),
+ * calls ready and starts a new round.  New commits wait meanwhile.
+ * JOURNAL_OK or JOURNAL_EIO. */
+int journal_make_room(journal_t *j, size_t len, journal_room_fn ready, void *arg);
+
+/* Called once after fn has applied each commit of a group, with the same
+ * arg; non-zero makes every commit of the group JOURNAL_EAPPLY. */
+typedef int (*journal_group_fn)(void *arg);
+
+/* Sets what each durable commit is applied with, and what ends a group
+ * (NULL: nothing). */
+void journal_set_apply(journal_t *j, journal_apply_fn fn, journal_group_fn group_end,
+                       void *arg);
 
 /* 1 when a body of len bytes fits in the current round. */
 int journal_fits(journal_t *j, size_t len);

@@ -36,6 +36,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "core/buf.h"
 #include "core/fileio.h"
@@ -116,23 +118,27 @@ typedef struct {
     uint64_t durable;    /* replay: the checkpoint, commits up to here need nothing */
     int jobs;            /* replay: job files written again */
     int keys;            /* replay: idempotency keys written again */
+    /* Not replaying: the group being applied (see group_write()). */
+    buf_t group;         /* the jobs' entries */
+    size_t njobs;
+    char first[QUEUE_ID_MAX];   /* the first job's id */
+    size_t one_off;      /* where the first job's entry is */
+    uint64_t *seqs;      /* the group's commits */
+    size_t nseqs, aseqs;
 } commit_files_t;
 
 /* The journal of an HTTP worker process, shared by its threads.  The
- * thread that writes a group of commits also writes their files (apply,
- * through a queue handle of its own), so one thread at a time creates
- * files: the directory's lock is a spinning one, and threads that spin on
- * it burn the CPU the others need.  A thread holds `files` shared from its
- * commit until the commit's files are written; a reset takes it exclusive,
- * so it starts only when every commit of the round has its files.  `done`
- * marks, by seq, the commits whose files are written (or given up), so
- * `written` (published to the master) only moves past commits that have
- * their files. */
+ * thread that writes a group of commits also writes their files (apply and
+ * group_end, through a queue handle of its own), so one thread at a time
+ * creates files: the directory's lock is a spinning one, and threads that
+ * spin on it burn the CPU the others need.  A new round starts only when
+ * no commit is in flight (journal_make_room()).  `done` marks, by seq, the
+ * commits whose files are written (or given up), so `written` (published
+ * to the master) only moves past commits that have their files. */
 #define WAL_RING 4096            /* far more than threads in flight */
 
 static struct {
     pthread_mutex_t mu;          /* guards slot, written, done */
-    pthread_rwlock_t files;
     journal_t *j;                /* NULL: no journal in this process */
     commit_files_t apply;        /* what the journal applies commits with */
     int slot;
@@ -140,7 +146,6 @@ static struct {
     unsigned char done[WAL_RING];
 } wal = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
-    .files = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP,
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -318,6 +323,25 @@ write_durable(const queue_t *q, int dir, const char *name, const char *data, siz
     return write_file(q, dir, name, data, len, 1);
 }
 
+/* A switch for the tests from the environment ("1": on), read once into
+ * *cache (-1 until then; whoever sets it later keeps it). */
+static int
+test_switch(const char *name, int *cache)
+{
+    int v = __atomic_load_n(cache, __ATOMIC_RELAXED);
+
+    if (v < 0) {
+        const char *env = getenv(name);
+        int unset = -1;
+
+        v = env && strcmp(env, "1") == 0;
+        if (!__atomic_compare_exchange_n(cache, &unset, v, 0, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+            v = unset;
+    }
+    return v;
+}
+
 /* Links the unnamed file fd (O_TMPFILE) in as path.  AT_EMPTY_PATH would
  * need CAP_DAC_READ_SEARCH; the file's /proc link needs only /proc. */
 static int
@@ -340,18 +364,11 @@ write_quick(const queue_t *q, int dir, const char *name, const char *data, size_
     /* -1: not known yet; 1: O_TMPFILE or the link is not to be had here
      * (or TDHOOK_TEST_NO_TMPFILE=1 plays that, for the tests). */
     static int no_tmpfile = -1;
-    int no = __atomic_load_n(&no_tmpfile, __ATOMIC_RELAXED);
     char *dest;
     const char *what = "write";
     int fd, rc = -1;
 
-    if (no < 0) {
-        const char *env = getenv("TDHOOK_TEST_NO_TMPFILE");
-
-        no = env && strcmp(env, "1") == 0;
-        __atomic_store_n(&no_tmpfile, no, __ATOMIC_RELAXED);
-    }
-    if (no)
+    if (test_switch("TDHOOK_TEST_NO_TMPFILE", &no_tmpfile))
         return write_file(q, dir, name, data, len, 0);
     fd = open(q->dirs[dir], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -494,18 +511,15 @@ queue_worker_gone(int slot, pid_t pid)
                                 __ATOMIC_SEQ_CST);
 }
 
-/* Reads a whole file of at most cap bytes into b.  QUEUE_OK, QUEUE_ENOENT,
- * QUEUE_EIO, LOAD_CORRUPT (too big). */
+/* Reads what is left of fd, at most cap bytes, into b.  QUEUE_OK,
+ * QUEUE_EIO, LOAD_CORRUPT (too big); b is freed unless QUEUE_OK. */
 static int
-read_file(const char *path, size_t cap, buf_t *b)
+read_fd(int fd, size_t cap, buf_t *b)
 {
     char chunk[16384];
-    int fd, rc = QUEUE_OK;
+    int rc = QUEUE_OK;
 
     buf_init(b, cap);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return errno == ENOENT ? QUEUE_ENOENT : QUEUE_EIO;
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR)
@@ -521,9 +535,25 @@ read_file(const char *path, size_t cap, buf_t *b)
             break;
         }
     }
-    close(fd);
     if (rc)
         buf_free(b);
+    return rc;
+}
+
+/* Reads a whole file of at most cap bytes into b.  QUEUE_OK, QUEUE_ENOENT,
+ * QUEUE_EIO, LOAD_CORRUPT (too big). */
+static int
+read_file(const char *path, size_t cap, buf_t *b)
+{
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        buf_init(b, cap);
+        return errno == ENOENT ? QUEUE_ENOENT : QUEUE_EIO;
+    }
+    rc = read_fd(fd, cap, b);
+    close(fd);
     return rc;
 }
 
@@ -849,6 +879,9 @@ ids_free(char **v, size_t n)
     free(v);
 }
 
+static size_t group_count(const char *name);
+
+/* The jobs in dir: its job files, and those group files hold. */
 static size_t
 ids_count(const queue_t *q, int dir)
 {
@@ -862,6 +895,8 @@ ids_count(const queue_t *q, int dir)
         size_t len = strlen(de->d_name);
         if (len > 4 && strcmp(de->d_name + len - 4, ".job") == 0)
             n++;
+        else
+            n += group_count(de->d_name);
     }
     closedir(d);
     return n;
@@ -1036,9 +1071,9 @@ out:
 /* Adds a file to a commit's body: dir u8 | name length u8 | data length
  * u32 (little-endian) | name | data.  BUF_OK or BUF_TOOBIG. */
 static int
-entry_add(buf_t *b, int dir, const char *name, const char *data)
+entry_add(buf_t *b, int dir, const char *name, const char *data, size_t dlen)
 {
-    size_t nlen = strlen(name), dlen = strlen(data), before = b->len;
+    size_t nlen = strlen(name), before = b->len;
     unsigned char h[ENTRY_HEAD];
 
     h[0] = (unsigned char)dir;
@@ -1111,41 +1146,90 @@ wal_done(uint64_t seq)
     pthread_mutex_unlock(&wal.mu);
 }
 
-/* Makes room in a full journal, with `files` held exclusive: the commits'
- * files are durable already when the master's last syncfs() came after
- * them, else one syncfs() here. */
+/* Before a full journal starts a new round (see journal_make_room()):
+ * the commits' files are durable already when the master's last syncfs()
+ * came after them, else one syncfs() here. */
+typedef struct {
+    queue_t *q;
+    uint64_t last;
+} room_t;
+
+static int
+room_ready(uint64_t last, void *arg)
+{
+    room_t *r = arg;
+
+    if (__atomic_load_n(&queue_sync->synced[wal.slot], __ATOMIC_ACQUIRE) < last &&
+        syncfs(r->q->sync_fd)) {
+        log_error("queue: cannot sync %s: %s", r->q->root, strerror(errno));
+        return -1;
+    }
+    r->last = last;
+    return 0;
+}
+
 static int
 wal_make_room(queue_t *q, size_t len)
 {
-    uint64_t last;
-    int rc = 0;
+    room_t r = {q, 0};
 
-    pthread_rwlock_wrlock(&wal.files);
-    last = journal_last_seq(wal.j);
-    /* Another thread may have made room meanwhile. */
-    if (journal_pending(wal.j) > 0 && journal_fits(wal.j, len) == 0) {
-        if (__atomic_load_n(&queue_sync->synced[wal.slot], __ATOMIC_ACQUIRE) < last &&
-            syncfs(q->sync_fd)) {
-            log_error("queue: cannot sync %s: %s", q->root, strerror(errno));
-            rc = -1;
-        } else if (journal_reset(wal.j)) {
-            rc = -1;
-        } else {
-            synced_raise(wal.slot, last);
-        }
-    }
-    pthread_rwlock_unlock(&wal.files);
-    return rc;
+    if (journal_make_room(wal.j, len, room_ready, &r))
+        return -1;
+    if (r.last)
+        synced_raise(wal.slot, r.last);
+    return 0;
 }
 
+/* A new job on its way into the journal: what its end needs. */
+typedef struct {
+    queue_done_fn done;
+    void *arg;
+    int counted;         /* it holds a place in the shared count (count_enter()) */
+    int slot;
+    char id[QUEUE_ID_MAX];
+} enqueue_t;
+
+/* The end of an enqueue: its place in the count given back (and the job
+ * taken off it when it failed), then the caller told. */
+static void
+enqueue_end(enqueue_t *e, int rc)
+{
+    if (rc && e->counted)
+        __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
+    if (e->counted)
+        count_leave(e->slot);
+    e->done(rc, rc ? NULL : e->id, 0, e->arg);
+}
+
+/* A journal_done_fn: the commit of a new job is durable (its files
+ * written), or it failed. */
+static void
+enqueue_committed(int jrc, uint64_t seq, void *arg)
+{
+    enqueue_t *e = arg;
+
+    (void)seq;
+    /* JOURNAL_OK: durable, and the files are written (by whichever thread
+     * wrote the group).  JOURNAL_EAPPLY: durable, but a file failed; the
+     * answer is an error and the sender tries again, and the commit may
+     * then come back as a second job after a crash, which the jobs'
+     * idempotence makes harmless. */
+    enqueue_end(e, jrc == JOURNAL_OK ? QUEUE_OK : QUEUE_EIO);
+    free(e);
+}
+
+#define QUEUE_PENDING (-1)   /* internal: the journal ends it later */
+
 /* Stores a new job (and its idempotency key) the worker's way: one
- * journal commit, which writes the files without fsync once durable. */
+ * journal commit, whose group writes the files without fsync once it is
+ * durable.  QUEUE_PENDING when submitted (enqueue_committed() ends it),
+ * else the result, with nothing submitted. */
 static int
-journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text)
+journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text,
+              enqueue_t *e)
 {
     char *data = job_serialize(job, 0);
     char name[QUEUE_ID_MAX + 8];
-    uint64_t seq = 0;
     buf_t b;
     int rc = QUEUE_EIO, jrc;
 
@@ -1155,8 +1239,8 @@ journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *i
     }
     snprintf(name, sizeof name, "%s.job", job->id);
     buf_init(&b, journal_max_body());
-    if (entry_add(&b, QDIR_QUEUE, name, data) ||
-        (idem_name && entry_add(&b, QDIR_IDEM, idem_name, idem_text))) {
+    if (entry_add(&b, QDIR_QUEUE, name, data, strlen(data)) ||
+        (idem_name && entry_add(&b, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))) {
         /* Too large for the journal: the slow way, fsync and all. */
         buf_free(&b);
         free(data);
@@ -1166,107 +1250,376 @@ journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *i
             log_warn("queue: job %s: idempotency key not stored", job->id);
         return rc;
     }
-    for (int tries = 0;; tries++) {
-        pthread_rwlock_rdlock(&wal.files);
-        jrc = journal_commit(wal.j, b.data, b.len, &seq);
-        if (jrc != JOURNAL_EFULL || tries == 2)
-            break;
-        pthread_rwlock_unlock(&wal.files);
-        if (wal_make_room(q, b.len))
-            goto out;
-    }
-    /* JOURNAL_OK: durable, and the files are written (by whichever thread
-     * synced the group, see apply_commit()).  JOURNAL_EAPPLY: durable, but
-     * a file failed; the answer is an error and the sender tries again, and
-     * the commit may then come back as a second job after a crash, which
-     * the jobs' idempotence makes harmless. */
-    if (jrc == JOURNAL_OK)
-        rc = QUEUE_OK;
-    pthread_rwlock_unlock(&wal.files);
-out:
-    buf_free(&b);
     free(data);
+    for (int tries = 0;; tries++) {
+        jrc = journal_submit(wal.j, b.data, b.len, enqueue_committed, e);
+        if (jrc != JOURNAL_EFULL || tries == 2 || wal_make_room(q, b.len))
+            break;
+    }
+    buf_free(&b);
+    return jrc == JOURNAL_OK ? QUEUE_PENDING : QUEUE_EIO;
+}
+
+/* The next file of a commit's (or group file's) entries, from *off:
+ * 1 with dir, name (NUL-terminated, NAME_MAX at most) and data filled, 0 at
+ * the end, -1 when malformed.  Only names a queue writes pass: ID.job in
+ * queue/, a plain name in idem/. */
+static int
+entry_next(const char *body, size_t len, size_t *off, int *dir, char *name,
+           const char **data, size_t *dlen)
+{
+    const unsigned char *h = (const unsigned char *)body + *off;
+    size_t nlen, left = len - *off;
+
+    if (*off == len)
+        return 0;
+    if (left < ENTRY_HEAD)
+        return -1;
+    *dir = h[0];
+    nlen = h[1];
+    *dlen = (size_t)h[2] | (size_t)h[3] << 8 | (size_t)h[4] << 16 | (size_t)h[5] << 24;
+    if (nlen == 0 || left - ENTRY_HEAD < nlen || left - ENTRY_HEAD - nlen < *dlen)
+        return -1;
+    memcpy(name, h + ENTRY_HEAD, nlen);
+    name[nlen] = '\0';
+    if (strchr(name, '/') || name[0] == '.' || strlen(name) != nlen)
+        return -1;
+    if (*dir == QDIR_QUEUE) {
+        char id[QUEUE_ID_MAX];
+
+        if (nlen != JOB_ID_LEN + 4 || strcmp(name + JOB_ID_LEN, ".job") != 0)
+            return -1;
+        memcpy(id, name, JOB_ID_LEN);
+        id[JOB_ID_LEN] = '\0';
+        if (!id_valid(id))
+            return -1;
+    } else if (*dir != QDIR_IDEM) {
+        return -1;
+    }
+    *data = (const char *)h + ENTRY_HEAD + nlen;
+    *off += ENTRY_HEAD + nlen + *dlen;
+    return 1;
+}
+
+/* 1 when job id (a valid one) is in queue/, done/ or dead/. */
+static int
+job_anywhere(const queue_t *q, const char *id)
+{
+    static const int where[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
+    int found = 0;
+
+    for (size_t i = 0; i < sizeof where / sizeof where[0] && !found; i++) {
+        char *path = job_path(q, where[i], id);
+        found = path_exists(path);
+        free(path);
+    }
+    return found;
+}
+
+/* --- group files ----------------------------------------------------------
+ *
+ * The jobs of one journal group (two or more) go to queue/ as one file,
+ * queue/ID.N.jobs (ID the first job's id, N its count), written without
+ * fsync like every file the journal holds: one file to create on the ack
+ * path instead of N.  Whoever reads queue/ (a runner's claim, a lookup that
+ * missed, a listing, a journal's replay) first splits the group files into
+ * job files, makes them durable and removes the group file.  Format:
+ *
+ *   "TDHGRP01" | crc u32 (over what follows) | the jobs' entries
+ *
+ * each entry as in a journal commit (see entry_add()). */
+
+#define GROUP_MAGIC "TDHGRP01"
+#define GROUP_HEAD 12u
+#define GROUP_SUFFIX ".jobs"
+#define GROUP_NAME_MAX (JOB_ID_LEN + 16)
+
+/* The count of jobs a group file's name says, or 0 when name is not one. */
+static size_t
+group_count(const char *name)
+{
+    size_t len = strlen(name), slen = strlen(GROUP_SUFFIX);
+    char id[QUEUE_ID_MAX];
+    const char *p;
+    char *end;
+    unsigned long n;
+
+    if (len <= JOB_ID_LEN + 1 + slen || len > GROUP_NAME_MAX || name[JOB_ID_LEN] != '.' ||
+        strcmp(name + len - slen, GROUP_SUFFIX) != 0)
+        return 0;
+    memcpy(id, name, JOB_ID_LEN);
+    id[JOB_ID_LEN] = '\0';
+    p = name + JOB_ID_LEN + 1;
+    if (!id_valid(id) || *p < '1' || *p > '9')
+        return 0;
+    n = strtoul(p, &end, 10);
+    return end == name + len - slen ? n : 0;
+}
+
+/* Whether a group of one job is a group file too (the tests: with
+ * TDHOOK_TEST_GROUP_FILES=1 every new job is). */
+static int
+group_always(void)
+{
+    static int always = -1;
+
+    return test_switch("TDHOOK_TEST_GROUP_FILES", &always);
+}
+
+/* Adds a job's entry to the leader's group. */
+static void
+group_add(commit_files_t *r, const char *name, const char *data, size_t dlen)
+{
+    static const unsigned char head[GROUP_HEAD];
+
+    if (r->njobs == 0) {
+        /* Room for the head, filled in by group_write(). */
+        buf_reset(&r->group);
+        buf_append(&r->group, head, GROUP_HEAD);
+        memcpy(r->first, name, JOB_ID_LEN);
+        r->first[JOB_ID_LEN] = '\0';
+        r->one_off = r->group.len;
+    }
+    /* The buffer has no cap, and the entry passed entry_next(). */
+    entry_add(&r->group, QDIR_QUEUE, name, data, dlen);
+    r->njobs++;
+}
+
+/* Writes the leader's group: one job as its own file, more as a group
+ * file.  0 or -1 (logged). */
+static int
+group_write(commit_files_t *r)
+{
+    unsigned char *head = (unsigned char *)r->group.data;
+    size_t len = r->group.len;
+    uint32_t crc;
+    char name[256];
+
+    if (r->njobs == 1 && !group_always()) {
+        size_t off = r->one_off, dlen;
+        const char *data;
+        int dir;
+
+        if (entry_next(r->group.data, len, &off, &dir, name, &data, &dlen) != 1)
+            return -1;
+        return write_quick(r->q, QDIR_QUEUE, name, data, dlen);
+    }
+    snprintf(name, sizeof name, "%s.%zu%s", r->first, r->njobs, GROUP_SUFFIX);
+    crc = journal_crc32(0, r->group.data + GROUP_HEAD, len - GROUP_HEAD);
+    memcpy(head, GROUP_MAGIC, 8);
+    for (int i = 0; i < 4; i++)
+        head[8 + i] = (unsigned char)(crc >> (8 * i));
+    return write_quick(r->q, QDIR_QUEUE, name, r->group.data, len);
+}
+
+/* Splits one group file (open as fd, flock()ed): writes each job that is
+ * nowhere yet.  Jobs written go to *written.  0, 1 when the file is not a
+ * group file (it is moved to dead/ as NAME.corrupt), -1 on a write error. */
+static int
+group_split_one(const queue_t *q, int dfd, const char *gname, int fd, size_t *written)
+{
+    unsigned char *h;
+    size_t off = GROUP_HEAD, dlen;
+    uint32_t crc = 0;
+    const char *data;
+    char name[256];
+    buf_t b;
+    int dir, e, rc = 0;
+
+    if (read_fd(fd, (size_t)QUEUE_SLOTS * JOURNAL_BYTES, &b))
+        return -1;
+    h = (unsigned char *)b.data;
+    for (int i = 0; b.len >= GROUP_HEAD && i < 4; i++)
+        crc |= (uint32_t)h[8 + i] << (8 * i);
+    if (b.len < GROUP_HEAD || memcmp(h, GROUP_MAGIC, 8) != 0 ||
+        journal_crc32(0, b.data + GROUP_HEAD, b.len - GROUP_HEAD) != crc) {
+        char *to = xasprintf("%s/%s.corrupt", q->dirs[QDIR_DEAD], gname);
+
+        if (renameat(dfd, gname, AT_FDCWD, to) == 0)
+            log_error("queue: group file %s is corrupt, moved to %s", gname, to);
+        free(to);
+        buf_free(&b);
+        return 1;
+    }
+    while ((e = entry_next(b.data, b.len, &off, &dir, name, &data, &dlen)) == 1) {
+        char id[QUEUE_ID_MAX];
+
+        if (dir != QDIR_QUEUE)
+            continue;
+        memcpy(id, name, JOB_ID_LEN);
+        id[JOB_ID_LEN] = '\0';
+        if (job_anywhere(q, id))
+            continue;
+        if (write_quick(q, QDIR_QUEUE, name, data, dlen)) {
+            rc = -1;
+            break;
+        }
+        (*written)++;
+    }
+    if (e < 0)
+        log_warn("queue: group file %s ends in a malformed entry", gname);
+    buf_free(&b);
     return rc;
+}
+
+#define GROUPS_AT_ONCE 256
+
+/* Splits the group files in queue/ into job files, durable before the
+ * group files go.  Returns how many group files were split. */
+static int
+groups_split(queue_t *q)
+{
+    char *names[GROUPS_AT_ONCE];
+    int fds[GROUPS_AT_ONCE];
+    size_t n = 0, i, written = 0;
+    struct dirent *de;
+    int split = 0, ok = 1;
+    DIR *d;
+
+    d = opendir(q->dirs[QDIR_QUEUE]);
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL && n < GROUPS_AT_ONCE)
+        if (group_count(de->d_name))
+            names[n++] = xstrdup(de->d_name);
+    if (n == 0) {
+        closedir(d);
+        return 0;
+    }
+    qsort(names, n, sizeof *names, name_cmp);
+    for (i = 0; i < n; i++)
+        fds[i] = -1;
+    /* Shared, like every change of queue/: a recount never sees a group's
+     * jobs both in its file and as job files. */
+    depth_lock(q, LOCK_SH);
+    for (i = 0; i < n && ok; i++) {
+        struct stat st;
+        int fd, r;
+
+        fd = openat(dirfd(d), names[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+            ;
+        /* Split by someone else meanwhile: gone from queue/. */
+        if (fstat(fd, &st) || st.st_nlink == 0) {
+            close(fd);
+            continue;
+        }
+        r = group_split_one(q, dirfd(d), names[i], fd, &written);
+        if (r == 0)
+            fds[i] = fd;
+        else
+            close(fd);
+        if (r < 0)
+            ok = 0;
+    }
+    /* The jobs are durable before their group file goes; the locks are
+     * held until then, so nobody splits a group twice. */
+    if (ok && written && syncfs(dirfd(d))) {
+        log_error("queue: cannot sync %s: %s", q->root, strerror(errno));
+        ok = 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        if (ok && unlinkat(dirfd(d), names[i], 0) == 0)
+            split++;
+        else if (ok && errno != ENOENT)
+            log_error("queue: cannot remove %s/%s: %s", q->dirs[QDIR_QUEUE], names[i],
+                      strerror(errno));
+        close(fds[i]);
+    }
+    depth_lock(q, LOCK_UN);
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    closedir(d);
+    return split;
 }
 
 /* Writes the files a commit holds (a journal_apply_fn).  When replaying,
  * only what the disk may have lost: a job that is nowhere (queue/, done/,
  * dead/), a key that is missing; a malformed commit is skipped.  A new
- * commit's job file must be written; its key is worth a warning. */
+ * commit's job joins its group (written by group_end()); its key is
+ * written now, and a failure there is worth a warning. */
 static int
 commit_files(uint64_t seq, const char *body, size_t len, void *arg)
 {
-    static const int where[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
     commit_files_t *r = arg;
     char id[QUEUE_ID_MAX] = "";
-    size_t off = 0;
+    char name[256];
+    const char *data;
+    size_t off = 0, dlen;
+    int dir, e;
 
     if (r->replay && seq <= r->durable)
         return 0;
-    while (off < len) {
-        const unsigned char *h = (const unsigned char *)body + off;
-        char name[256];
-        size_t nlen, dlen;
-        int dir, found = 0;
+    while ((e = entry_next(body, len, &off, &dir, name, &data, &dlen)) == 1) {
+        int found = 0;
 
-        if (len - off < ENTRY_HEAD)
-            goto bad;
-        dir = h[0];
-        nlen = h[1];
-        dlen = (size_t)h[2] | (size_t)h[3] << 8 | (size_t)h[4] << 16 | (size_t)h[5] << 24;
-        if (nlen == 0 || len - off - ENTRY_HEAD < nlen || len - off - ENTRY_HEAD - nlen < dlen)
-            goto bad;
-        memcpy(name, h + ENTRY_HEAD, nlen);
-        name[nlen] = '\0';
-        if (strchr(name, '/') || name[0] == '.' || strlen(name) != nlen)
-            goto bad;
         if (dir == QDIR_QUEUE) {
-            if (nlen != JOB_ID_LEN + 4 || strcmp(name + JOB_ID_LEN, ".job") != 0)
-                goto bad;
             memcpy(id, name, JOB_ID_LEN);
             id[JOB_ID_LEN] = '\0';
-            if (!id_valid(id))
-                goto bad;
-            for (size_t i = 0; r->replay && i < sizeof where / sizeof where[0] && !found; i++) {
-                char *path = job_path(r->q, where[i], id);
-                found = path_exists(path);
-                free(path);
+            if (!r->replay) {
+                group_add(r, name, data, dlen);
+                continue;
             }
-        } else if (dir == QDIR_IDEM) {
-            char *path = r->replay ? xasprintf("%s/%s", r->q->dirs[QDIR_IDEM], name) : NULL;
-            found = path && path_exists(path);
+            found = job_anywhere(r->q, id);
+        } else if (r->replay) {
+            char *path = xasprintf("%s/%s", r->q->dirs[QDIR_IDEM], name);
+            found = path_exists(path);
             free(path);
-        } else {
-            goto bad;
         }
-        if (!found) {
-            if (write_quick(r->q, dir, name, (const char *)h + ENTRY_HEAD + nlen, dlen)) {
-                if (r->replay || dir == QDIR_QUEUE)
-                    return -1;
-                log_warn("queue: job %s: idempotency key not stored", id);
-            } else if (r->replay && dir == QDIR_QUEUE) {
-                r->jobs++;
-                log_info("queue: job %s restored from the journal", id);
-            } else if (r->replay) {
-                r->keys++;
-            }
+        if (found)
+            continue;
+        if (write_quick(r->q, dir, name, data, dlen)) {
+            if (r->replay)
+                return -1;
+            log_warn("queue: job %s: idempotency key not stored", id);
+        } else if (r->replay && dir == QDIR_QUEUE) {
+            r->jobs++;
+            log_info("queue: job %s restored from the journal", id);
+        } else if (r->replay) {
+            r->keys++;
         }
-        off += ENTRY_HEAD + nlen + dlen;
     }
-    return 0;
-bad:
-    log_warn("queue: journal commit %llu is malformed; skipped", (unsigned long long)seq);
+    if (e < 0)
+        log_warn("queue: journal commit %llu is malformed; skipped", (unsigned long long)seq);
     return 0;
 }
 
-/* What the worker's journal applies each new commit with: its files, and
- * then the commit is through, whether they were written or not. */
+/* What the worker's journal applies each new commit with: its key, and
+ * its job joins the group. */
 static int
 apply_commit(uint64_t seq, const char *body, size_t len, void *arg)
 {
+    commit_files_t *r = arg;
     int rc = commit_files(seq, body, len, arg);
 
-    wal_done(seq);
+    if (r->nseqs == r->aseqs) {
+        r->aseqs = r->aseqs ? 2 * r->aseqs : 64;
+        r->seqs = xrealloc(r->seqs, r->aseqs * sizeof *r->seqs);
+    }
+    r->seqs[r->nseqs++] = seq;
+    return rc;
+}
+
+/* The end of a journal group: its jobs' file, then each commit is through,
+ * whether it was written or not. */
+static int
+group_end(void *arg)
+{
+    commit_files_t *r = arg;
+    int rc = r->njobs ? group_write(r) : 0;
+
+    for (size_t i = 0; i < r->nseqs; i++)
+        wal_done(r->seqs[i]);
+    r->nseqs = 0;
+    r->njobs = 0;
+    buf_reset(&r->group);
+    /* A big group's buffer is not kept. */
+    if (r->group.alloc > 1024 * 1024)
+        buf_free(&r->group);
     return rc;
 }
 
@@ -1276,7 +1629,7 @@ wal_open(queue_t *q, int slot)
 {
     uint64_t cp[QUEUE_SLOTS] = {0};
     char *path, *errstr = NULL;
-    commit_files_t r = {q, 1, 0, 0, 0};
+    commit_files_t r = {.q = q, .replay = 1};
     queue_t *own;
     journal_t *j;
     int n, err;
@@ -1291,6 +1644,9 @@ wal_open(queue_t *q, int slot)
     }
     checkpoint_load(q, cp);
     r.durable = cp[slot];
+    /* The jobs in group files are not lost: they are looked for where the
+     * replay looks. */
+    groups_split(q);
     n = journal_replay(j, commit_files, &r);
     /* What was replayed becomes durable in its files; then a new round
      * (also when there was nothing, so that seqs go on from here). */
@@ -1313,8 +1669,9 @@ wal_open(queue_t *q, int slot)
         journal_close(j);
         return;
     }
-    wal.apply = (commit_files_t){own, 0, 0, 0, 0};
-    journal_set_apply(j, apply_commit, &wal.apply);
+    wal.apply = (commit_files_t){.q = own};
+    buf_init(&wal.apply.group, SIZE_MAX);
+    journal_set_apply(j, apply_commit, group_end, &wal.apply);
     wal.j = j;
     wal.slot = slot;
     wal.written = journal_last_seq(j);
@@ -1377,26 +1734,26 @@ queue_checkpoint(queue_t *q)
     return rc;
 }
 
-int
-queue_enqueue(queue_t *q, const char *kind, json_object *payload,
-              const char *idem_key, char *id, int *duplicate)
+void
+queue_enqueue_async(queue_t *q, const char *kind, json_object *payload, const char *idem_key,
+                    queue_done_fn done, void *arg)
 {
-    char idem_name[17];
+    char idem_name[17], id[QUEUE_ID_MAX];
+    enqueue_t *e = NULL;
     job_t job;
     long long now = now_ms();
     char *idem_text = NULL;
     int rc, counted = 0;
 
-    if (duplicate)
-        *duplicate = 0;
-    if (!kind || !*kind || strlen(kind) >= sizeof job.kind)
-        return QUEUE_EINVAL;
+    if (!kind || !*kind || strlen(kind) >= sizeof job.kind) {
+        done(QUEUE_EINVAL, NULL, 0, arg);
+        return;
+    }
     if (idem_key && *idem_key) {
         snprintf(idem_name, sizeof idem_name, "%016llx", fnv1a64(idem_key));
         if (idem_lookup(q, idem_name, idem_key, id)) {
-            if (duplicate)
-                *duplicate = 1;
-            return QUEUE_OK;
+            done(QUEUE_OK, id, 1, arg);
+            return;
         }
     }
     if (q->limits.max_jobs > 0 && queue_sync) {
@@ -1426,7 +1783,7 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
         counted = 1;
         if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
             rc = QUEUE_EFULL;
-            goto uncount;
+            goto end;
         }
         if (test_enqueue_delay_ms() > 0)
             nap_us(test_enqueue_delay_ms() * 1000);
@@ -1438,8 +1795,10 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
             q->depth = ids_count(q, QDIR_QUEUE);
             q->depth_ms = now;
         }
-        if (q->depth >= (size_t)q->limits.max_jobs)
-            return QUEUE_EFULL;
+        if (q->depth >= (size_t)q->limits.max_jobs) {
+            done(QUEUE_EFULL, NULL, 0, arg);
+            return;
+        }
     }
 
     memset(&job, 0, sizeof job);
@@ -1451,34 +1810,77 @@ queue_enqueue(queue_t *q, const char *kind, json_object *payload,
     job.status = JOB_QUEUED;
     if (idem_key && *idem_key)
         idem_text = xasprintf("%s\t%s", job.id, idem_key);
-    if (q->journal)
-        rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text);
-    else
-        rc = job_store(q, QDIR_QUEUE, &job, 0);
-uncount:
+    if (q->journal) {
+        e = xmalloc(sizeof *e);
+        *e = (enqueue_t){done, arg, counted, wal.slot, ""};
+        memcpy(e->id, job.id, JOB_ID_LEN + 1);
+        rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text, e);
+        free(idem_text);
+        if (rc != QUEUE_PENDING)
+            enqueue_end(e, rc);
+        if (rc != QUEUE_PENDING)
+            free(e);
+        return;
+    }
+    rc = job_store(q, QDIR_QUEUE, &job, 0);
+    /* Two requests with the same key at the same instant may both miss the
+     * lookup above and queue two jobs; that is acceptable because every
+     * job's side effects are idempotent.  The job is stored already, so a
+     * failure to remember the key is only logged: answering an error now
+     * would make the sender retry and queue the job once more. */
+    if (rc == QUEUE_OK && idem_text &&
+        write_durable(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
+        log_warn("queue: job %s: idempotency key not stored", job.id);
+    if (rc == QUEUE_OK && q->depth_ms)
+        q->depth++;
+end:
+    free(idem_text);
     if (rc && counted)
         __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
     if (counted && q->journal)
         count_leave(wal.slot);
     else if (counted)
         depth_lock(q, LOCK_UN);
-    if (rc)
-        goto out;
-    if (q->depth_ms)
-        q->depth++;
-    memcpy(id, job.id, JOB_ID_LEN + 1);
+    done(rc, rc ? NULL : job.id, 0, arg);
+}
 
-    /* Two requests with the same key at the same instant may both miss the
-     * lookup above and queue two jobs; that is acceptable because every
-     * job's side effects are idempotent.  The job is stored already, so a
-     * failure to remember the key is only logged: answering an error now
-     * would make the sender retry and queue the job once more. */
-    if (idem_text && !q->journal &&
-        write_durable(q, QDIR_IDEM, idem_name, idem_text, strlen(idem_text)))
-        log_warn("queue: job %s: idempotency key not stored", job.id);
-out:
-    free(idem_text);
-    return rc;
+/* queue_enqueue() waits for its job's end here. */
+typedef struct {
+    int rc;
+    int duplicate;
+    char id[QUEUE_ID_MAX];
+    uint32_t state;      /* the futex word: 1 once ended */
+} enqueue_wait_t;
+
+static void
+enqueue_wake(int rc, const char *id, int duplicate, void *arg)
+{
+    enqueue_wait_t *w = arg;
+
+    w->rc = rc;
+    w->duplicate = duplicate;
+    if (id)
+        memcpy(w->id, id, JOB_ID_LEN + 1);
+    /* w may be gone once the store is seen; a wake on a word that is gone
+     * is harmless. */
+    __atomic_store_n(&w->state, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int
+queue_enqueue(queue_t *q, const char *kind, json_object *payload,
+              const char *idem_key, char *id, int *duplicate)
+{
+    enqueue_wait_t w = {0, 0, "", 0};
+
+    queue_enqueue_async(q, kind, payload, idem_key, enqueue_wake, &w);
+    while (__atomic_load_n(&w.state, __ATOMIC_ACQUIRE) == 0)
+        syscall(SYS_futex, &w.state, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    if (duplicate)
+        *duplicate = w.duplicate;
+    if (w.rc == QUEUE_OK)
+        memcpy(id, w.id, JOB_ID_LEN + 1);
+    return w.rc;
 }
 
 void
@@ -1534,13 +1936,15 @@ queue_get(queue_t *q, const char *id, job_t **out)
 {
     static const int order[] = { QDIR_QUEUE, QDIR_DONE, QDIR_DEAD };
     size_t i;
-    int rc = QUEUE_ENOENT;
+    int rc = QUEUE_ENOENT, split = 0;
 
     *out = NULL;
     if (!id_valid(id))
         return QUEUE_EINVAL;
     /* queue/ before done/ and dead/: a job is written to its new folder
-     * before it leaves the old one, so this order never misses it. */
+     * before it leaves the old one, so this order never misses it.  Not
+     * found: it may be in a group file, to be split first. */
+again:
     for (i = 0; i < sizeof order / sizeof order[0]; i++) {
         rc = job_load(q, order[i], id, out);
         if (rc == QUEUE_ENOENT)
@@ -1550,6 +1954,11 @@ queue_get(queue_t *q, const char *id, job_t **out)
         if (rc == QUEUE_OK && order[i] == QDIR_QUEUE && lock_held(q, id))
             (*out)->status = JOB_RUNNING;
         break;
+    }
+    if (rc == QUEUE_ENOENT && !split) {
+        split = 1;
+        if (groups_split(q) > 0)
+            goto again;
     }
     return rc;
 }
@@ -1579,6 +1988,7 @@ queue_claim(queue_t *q, job_t **out, long *wait_ms)
     /* Watch before scanning, so a job that arrives after the scan wakes the
      * queue_wait() that follows. */
     inotify_ensure(q);
+    groups_split(q);
     if (ids_list(q, QDIR_QUEUE, &ids, &n))
         return QUEUE_EIO;
     for (i = 0; i < n; i++) {
@@ -1800,6 +2210,7 @@ queue_foreach(queue_t *q, int (*fn)(const job_t *job, void *arg), void *arg)
     size_t d;
     int rc = QUEUE_OK;
 
+    groups_split(q);
     for (d = 0; d < sizeof order / sizeof order[0] && rc == QUEUE_OK; d++) {
         char **ids;
         size_t n, i;
@@ -1831,6 +2242,7 @@ queue_requeue(queue_t *q, const char *id)
 
     if (!id_valid(id))
         return QUEUE_EINVAL;
+    groups_split(q);
     from = QDIR_DEAD;
     rc = job_load(q, QDIR_DEAD, id, &job);
     if (rc == QUEUE_ENOENT) {
@@ -1881,6 +2293,7 @@ queue_drop(queue_t *q, const char *id)
 
     if (!id_valid(id))
         return QUEUE_EINVAL;
+    groups_split(q);
     rc = lock_acquire(q, id, &fd);
     if (rc == LOCK_BUSY) {
         char *path = job_path(q, QDIR_QUEUE, id);

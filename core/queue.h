@@ -3,6 +3,9 @@
  * Layout (all under state_dir):
  *   tmp/          jobs being written; renamed into queue/ once fsync'ed
  *   queue/ID.job  pending jobs, JSON, rewritten by write+fsync+rename
+ *   queue/ID.N.jobs  a group file: N new jobs an HTTP worker's journal
+ *                 stored at once, split into job files by whoever reads
+ *                 queue/ (claim, get, foreach, requeue, drop, a replay)
  *   lock/ID       a job's claim: flock(LOCK_EX) held by the runner while it
  *                 works; the kernel drops it when the runner dies, so a
  *                 crashed job is claimed again
@@ -69,12 +72,26 @@ queue_t *queue_open(const char *state_dir, const queue_limits_t *limits, char **
 void queue_close(queue_t *q);
 
 /* Stores a new job durably (written, fsync'ed, renamed, directory fsync'ed;
- * or committed to the worker's journal) before it returns.  payload is
+ * or committed to the worker's journal) before it returns (see
+ * queue_enqueue_async() for the worker's way).  payload is
  * borrowed.  With an idempotency key seen in the last 24 h nothing is
  * queued, *duplicate is set to 1 and id is the first job's.  id must hold
  * QUEUE_ID_MAX bytes.  QUEUE_EFULL, QUEUE_EIO. */
 int queue_enqueue(queue_t *q, const char *kind, json_object *payload,
                   const char *idem_key, char *id, int *duplicate);
+
+/* What an enqueue's end is told: QUEUE_OK with the job's id (the first
+ * job's, duplicate 1, for a key seen before), or QUEUE_EFULL, QUEUE_EIO,
+ * QUEUE_EINVAL with id NULL.  id is valid during the call only. */
+typedef void (*queue_done_fn)(int rc, const char *id, int duplicate, void *arg);
+
+/* As queue_enqueue(), but in an HTTP worker with a journal the calling
+ * thread does not wait for the disk: done is called once the job is
+ * durable, by whichever thread writes its journal group, maybe this one
+ * before it returns.  Everywhere else done is called before it returns.
+ * done is always called, exactly once. */
+void queue_enqueue_async(queue_t *q, const char *kind, json_object *payload,
+                         const char *idem_key, queue_done_fn done, void *arg);
 
 /* Called once by a server before it forks: its processes share the count
  * of queue/ (so max_jobs holds exactly) and what queue_journal() and
@@ -82,12 +99,14 @@ int queue_enqueue(queue_t *q, const char *kind, json_object *payload,
 void queue_share_sync(void);
 
 /* HTTP worker `slot` (0 to QUEUE_SLOTS-1) of a server, after
- * queue_share_sync(): from now on queue_enqueue() commits each new job to
- * state_dir/journal/<slot>.wal with one fdatasync() and writes its files
- * without fsync; the job is still durable before it returns.  First it
- * writes again whatever the journal holds past the last checkpoint and the
- * disk does not (a crash of this worker or of the machine).  0, or -1 when
- * the journal cannot be used (logged; enqueue then fsyncs every file). */
+ * queue_share_sync(): from now on an enqueue commits each new job to
+ * state_dir/journal/<slot>.wal, in one durable write with the jobs that
+ * arrive with it, and writes their files (one group file for several)
+ * without fsync; the job is still durable before it is reported.  First it
+ * splits any group files and writes again whatever the journal holds past
+ * the last checkpoint and the disk does not (a crash of this worker or of
+ * the machine).  0, or -1 when the journal cannot be used (logged; enqueue
+ * then fsyncs every file). */
 int queue_journal(queue_t *q, int slot);
 
 /* The server's master, once it has reaped HTTP worker `slot` (pid): the

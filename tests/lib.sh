@@ -175,6 +175,13 @@ stop_pid() {
     fi
 }
 
+# queued_jobs DIR: the jobs waiting in a queue/ directory: its job files
+# (ID.job) and the jobs its group files hold (ID.N.jobs, N of them).
+queued_jobs() {
+    find "$1" -maxdepth 1 \( -name '*.job' -o -name '*.jobs' \) -printf '%f\n' 2>/dev/null |
+        awk -F. '/\.jobs$/ { n += $2; next } { n++ } END { print n + 0 }'
+}
+
 # children PID: the direct children of PID, one a line.
 children() {
     pgrep -P "$1" 2>/dev/null || true

@@ -394,7 +394,7 @@ say "# $(tr '\n' ';' <"$T/smtp-outage.log")"
 # queued, running and retrying jobs all live in state/queue/; counting its
 # files is cheap, where `tdhook queue list` reads every job.
 n_pending() {
-    find "$T/state/queue" -name '*.job' 2>/dev/null | wc -l
+    queued_jobs "$T/state/queue"
 }
 drain_start=$(date +%s)
 while [ "$(n_pending)" -gt 0 ] && [ $(($(date +%s) - drain_start)) -lt "$DRAIN_MAX" ]; do

@@ -29,9 +29,9 @@ t_setup nginx
 
 BODY='{"id":"7a4e2b1c-0d3f-4e5a-8b6c-9d0e1f2a3b4c","event":"created"}'
 
-# n_queued: job files waiting in the queue.
+# n_queued: jobs waiting in the queue (job files and group files).
 n_queued() {
-    find "$T/state/queue" -name '*.job' 2>/dev/null | wc -l
+    queued_jobs "$T/state/queue"
 }
 
 http_workers() {

@@ -189,4 +189,64 @@ check "it took the enqueue's 1.5 s and no recount wait ($took ms)" test "$took" 
 assert_not_contains "no recount waited for the dead worker's enqueue" \
     "$(cat "$T/tdhook.log")" "still in flight"
 
+# --- group files: one file for a group's jobs, split by whoever reads -----------
+# A group of commits writes its jobs as one file, queue/ID.N.jobs; a lookup
+# that misses, a listing, a runner's claim and a replay split it into job
+# files.  TDHOOK_TEST_GROUP_FILES=1 makes a group of one a group file too.
+group_files() { find "$T/state/queue" -name '*.jobs' | wc -l; }
+stop_tdhook
+rm -f "$T/state/queue/"*
+TDHOOK_TEST_GROUP_FILES=1 TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+gids=()
+for i in 1 2 3; do
+    post_hook /hooks/reservation "{\"number\": \"R 2412 20$i\", \"event\": \"changed\"}"
+    assert_status 202 "group files: POST $i"
+    gids+=("$(json_str job)")
+done
+assert_eq "group files: each job is in a group file" 3 "$(group_files)"
+check "group files: no job file yet" test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 0
+get_auth /metrics
+assert_contains "group files: the queue's depth counts the jobs in them" "$RES_BODY" \
+    "tdhook_queue_depth 3"
+get_auth "/jobs/${gids[1]}"
+assert_status 200 "group files: a job in a group file is found"
+assert_eq "group files: it is queued" queued "$(json_str status)"
+assert_eq "group files: the lookup split every group file" 0 "$(group_files)"
+for id in "${gids[@]}"; do
+    check "group files: job ${id} has its job file" test -f "$(job_file "$id")"
+done
+# A crash that loses group files: the journal brings their jobs back.
+for i in 4 5; do
+    post_hook /hooks/reservation "{\"number\": \"R 2412 20$i\", \"event\": \"changed\"}"
+    gids+=("$(json_str job)")
+done
+crash
+assert_eq "group files: two group files before the crash" 2 "$(group_files)"
+rm -f "$T/state/queue/"*.jobs
+before=$(restored_lines)
+TDHOOK_TEST_GROUP_FILES=1 TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+assert_eq "group files: the lost group files' two jobs restored from the journal" 2 \
+    "$(($(restored_lines) - before))"
+for id in "${gids[@]}"; do
+    get_auth "/jobs/$id"
+    assert_status 200 "group files: job $id is there after the crash"
+done
+# A crash that keeps a group file: its job is split, not restored twice.
+post_hook /hooks/reservation '{"number": "R 2412 206", "event": "changed"}'
+gids+=("$(json_str job)")
+crash
+before=$(restored_lines)
+TDHOOK_TEST_GROUP_FILES=1 TDHOOK_TEST_CHECKPOINT_MS=0 start_tdhook
+assert_eq "group files: a kept group file is split, nothing restored" 0 \
+    "$(($(restored_lines) - before))"
+check "group files: six jobs, each once" \
+    test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 6
+# A group file that is not one goes to dead/ instead of blocking the queue.
+printf 'not a group file' >"$T/state/queue/${gids[0]%???}fff.2.jobs"
+get_auth /jobs/000000000000-00000000000
+check "group files: a corrupt group file is moved to dead/" \
+    test -f "$T/state/dead/${gids[0]%???}fff.2.jobs.corrupt"
+assert_contains "group files: and the log says so" "$(cat "$T/tdhook.log")" \
+    "group file ${gids[0]%???}fff.2.jobs is corrupt"
+
 finish

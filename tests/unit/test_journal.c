@@ -641,13 +641,19 @@ test_group_commit(void **state)
 }
 
 /* The apply callback: the thread that syncs a group applies each commit
- * of it once, in seq order, before the commit's own thread returns. */
+ * of it once, in seq order, then ends the group once, before the commit's
+ * own thread returns. */
 typedef struct {
     uint64_t base;                 /* the seq before the first commit */
     uint64_t last;                 /* the last seq applied */
+    uint64_t ended_to;             /* the last seq whose group has ended */
     int order_ok;
     int fail_seq_offset;           /* this commit (base + offset) fails; 0: none */
+    int fail_group_offset;         /* the group of this commit fails at its end */
+    int failed_group;              /* commits in the group that failed at its end */
+    int groups;
     unsigned char applied[THREADS * EACH + 1];
+    unsigned char ended[THREADS * EACH + 1];
 } applied_t;
 
 static int
@@ -664,6 +670,24 @@ record_apply(uint64_t seq, const char *body, size_t len, void *arg)
         __atomic_store_n(&a->applied[k], 1, __ATOMIC_RELEASE);
     a->last = seq;
     return a->fail_seq_offset && k == (uint64_t)a->fail_seq_offset;
+}
+
+static int
+record_group_end(void *arg)
+{
+    applied_t *a = arg;
+    uint64_t from = a->ended_to + 1 - a->base, to = a->last - a->base;
+    int fail = from <= (uint64_t)a->fail_group_offset && (uint64_t)a->fail_group_offset <= to;
+
+    if (a->last <= a->ended_to)
+        a->order_ok = 0;    /* a group with no commit */
+    for (uint64_t k = from; k <= to && k <= THREADS * EACH; k++)
+        __atomic_store_n(&a->ended[k], 1, __ATOMIC_RELEASE);
+    if (fail)
+        a->failed_group = (int)(to - from + 1);
+    a->ended_to = a->last;
+    a->groups++;
+    return fail;
 }
 
 typedef struct {
@@ -690,7 +714,8 @@ apply_worker(void *arg)
             w->eapply++;
         else if (rc != JOURNAL_OK)
             w->other++;
-        if (!seq || !__atomic_load_n(&w->a->applied[seq - w->a->base], __ATOMIC_ACQUIRE))
+        if (!seq || !__atomic_load_n(&w->a->applied[seq - w->a->base], __ATOMIC_ACQUIRE) ||
+            !__atomic_load_n(&w->a->ended[seq - w->a->base], __ATOMIC_ACQUIRE))
             w->missing++;
     }
     return NULL;
@@ -705,10 +730,11 @@ test_apply(void **state)
     pthread_t tid[THREADS];
     int eapply = 0;
 
-    a->base = a->last = journal_last_seq(f->j);
+    a->base = a->last = a->ended_to = journal_last_seq(f->j);
     a->order_ok = 1;
     a->fail_seq_offset = 17;
-    journal_set_apply(f->j, record_apply, a);
+    a->fail_group_offset = 100;
+    journal_set_apply(f->j, record_apply, record_group_end, a);
     for (int t = 0; t < THREADS; t++) {
         w[t] = (apply_worker_t){f->j, a, t, 0, 0, 0};
         assert_int_equal(pthread_create(&tid[t], NULL, apply_worker, &w[t]), 0);
@@ -720,14 +746,168 @@ test_apply(void **state)
         eapply += w[t].eapply;
     }
     assert_true(a->order_ok);
-    assert_int_equal(eapply, 1);
+    /* Commit 17 failed alone; every commit of 100's group failed at its
+     * end (the groups are at most THREADS long, so 17 is not in it). */
+    assert_true(a->failed_group >= 1 && a->failed_group <= THREADS);
+    assert_int_equal(eapply, 1 + a->failed_group);
+    assert_true(a->groups >= THREADS * EACH / THREADS && a->groups <= THREADS * EACH);
     for (int k = 1; k <= THREADS * EACH; k++)
         assert_int_equal(a->applied[k], 1);
     /* A commit whose apply failed is durable all the same. */
-    journal_set_apply(f->j, NULL, NULL);
+    journal_set_apply(f->j, NULL, NULL, NULL);
     reopen(f);
     assert_int_equal(replay(f), THREADS * EACH);
     free(a);
+}
+
+/* Submitted commits: the calling thread goes on, and each commit's done
+ * is called exactly once, after its apply, with its seq; threads that
+ * submit and threads that wait in journal_commit() share the groups.  By
+ * the time every thread has returned, every done has been called. */
+typedef struct {
+    applied_t *a;
+    int calls[THREADS * EACH];     /* done calls, by commit (t * EACH + i) */
+    uint64_t seq[THREADS * EACH];
+    int bad;                       /* a done before its apply, or not OK */
+} submitted_t;
+
+typedef struct {
+    submitted_t *sub;
+    int index;
+} submit_ctx_t;
+
+static void
+record_done(int rc, uint64_t seq, void *arg)
+{
+    submit_ctx_t *c = arg;
+    submitted_t *sub = c->sub;
+
+    if (rc != JOURNAL_OK || !seq ||
+        !__atomic_load_n(&sub->a->applied[seq - sub->a->base], __ATOMIC_ACQUIRE) ||
+        !__atomic_load_n(&sub->a->ended[seq - sub->a->base], __ATOMIC_ACQUIRE))
+        __atomic_store_n(&sub->bad, 1, __ATOMIC_RELAXED);
+    sub->seq[c->index] = seq;
+    __atomic_add_fetch(&sub->calls[c->index], 1, __ATOMIC_ACQ_REL);
+    free(c);
+}
+
+typedef struct {
+    journal_t *j;
+    submitted_t *sub;
+    int t;
+    int other;         /* a result that is not JOURNAL_OK */
+} submit_worker_t;
+
+static void *
+submit_worker(void *arg)
+{
+    submit_worker_t *w = arg;
+
+    for (int i = 0; i < EACH; i++) {
+        char body[32];
+        int n = snprintf(body, sizeof body, "t%d-%d", w->t, i);
+        int rc;
+
+        if (w->t % 2 == 0) {
+            submit_ctx_t *c = xmalloc(sizeof *c);
+
+            *c = (submit_ctx_t){w->sub, w->t * EACH + i};
+            rc = journal_submit(w->j, body, (size_t)n, record_done, c);
+        } else {
+            uint64_t seq = 0;
+
+            rc = journal_commit(w->j, body, (size_t)n, &seq);
+            w->sub->seq[w->t * EACH + i] = seq;
+            __atomic_add_fetch(&w->sub->calls[w->t * EACH + i], 1, __ATOMIC_ACQ_REL);
+        }
+        if (rc != JOURNAL_OK)
+            w->other++;
+    }
+    return NULL;
+}
+
+static void
+test_submit(void **state)
+{
+    fixture_t *f = *state;
+    applied_t *a = xcalloc(1, sizeof *a);
+    submitted_t *sub = xcalloc(1, sizeof *sub);
+    submit_worker_t w[THREADS];
+    pthread_t tid[THREADS];
+
+    a->base = a->last = a->ended_to = journal_last_seq(f->j);
+    a->order_ok = 1;
+    sub->a = a;
+    journal_set_apply(f->j, record_apply, record_group_end, a);
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (submit_worker_t){f->j, sub, t, 0};
+        assert_int_equal(pthread_create(&tid[t], NULL, submit_worker, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        assert_int_equal(pthread_join(tid[t], NULL), 0);
+        assert_int_equal(w[t].other, 0);
+    }
+    assert_true(a->order_ok);
+    assert_int_equal(sub->bad, 0);
+    for (int k = 0; k < THREADS * EACH; k++)
+        assert_int_equal(sub->calls[k], 1);
+    /* Every commit has a seq of its own, one after the other. */
+    qsort(sub->seq, THREADS * EACH, sizeof *sub->seq, cmp_u64);
+    for (int k = 0; k < THREADS * EACH; k++)
+        assert_true(sub->seq[k] == a->base + 1 + (uint64_t)k);
+    journal_set_apply(f->j, NULL, NULL, NULL);
+    reopen(f);
+    assert_int_equal(replay(f), THREADS * EACH);
+    free(sub);
+    free(a);
+}
+
+/* journal_make_room(): a full round gets a new one, with ready told the
+ * last seq first; a round with room is left as it is. */
+typedef struct {
+    int calls;
+    uint64_t last;
+    int fail;
+} room_seen_t;
+
+static int
+record_room(uint64_t last, void *arg)
+{
+    room_seen_t *r = arg;
+
+    r->calls++;
+    r->last = last;
+    return r->fail;
+}
+
+static void
+test_make_room(void **state)
+{
+    fixture_t *f = *state;
+    room_seen_t r = {0, 0, 0};
+    uint64_t last, seq;
+    int n = 0;
+
+    assert_int_equal(journal_make_room(f->j, 10, record_room, &r), JOURNAL_OK);
+    assert_int_equal(r.calls, 0);
+    while (journal_commit(f->j, "x", 1, &seq) == JOURNAL_OK)
+        n++;
+    assert_int_equal(n, COMMIT_PAGES);
+    last = journal_last_seq(f->j);
+    assert_int_equal(journal_submit(f->j, "y", 1, NULL, NULL), JOURNAL_EFULL);
+    r.fail = 1;
+    assert_int_equal(journal_make_room(f->j, 1, record_room, &r), JOURNAL_EIO);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(journal_submit(f->j, "y", 1, NULL, NULL), JOURNAL_EFULL);
+    r.fail = 0;
+    assert_int_equal(journal_make_room(f->j, 1, record_room, &r), JOURNAL_OK);
+    assert_int_equal(r.calls, 2);
+    assert_true(r.last == last);
+    assert_int_equal(journal_commit(f->j, "z", 1, &seq), JOURNAL_OK);
+    assert_true(seq == last + 1);
+    reopen(f);
+    assert_int_equal(replay(f), 1);
+    assert_string_equal(f->s.body[0], "z");
 }
 
 /* The descriptors this process has open on path. */
@@ -837,6 +1017,8 @@ main(void)
         T(test_replay_fails),
         T(test_apply),
         T(test_failed_write),
+        T(test_submit),
+        T(test_make_room),
         cmocka_unit_test(test_crc32),
     };
 
