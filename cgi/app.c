@@ -339,32 +339,39 @@ app_idem_key_ok(const char *key)
     return 1;
 }
 
-static void
-app_hook(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
+/* A hook's job payload from its request, or NULL with res filled. */
+static json_object *
+app_hook_payload(app_t *app, const app_route_t *r, const app_request_t *req,
+                 app_response_t *res)
 {
-    json_object *body, *payload, *answer;
-    char id[QUEUE_ID_MAX];
-    int duplicate = 0, rc;
+    json_object *body, *payload;
 
     if (req->idempotency_key && !app_idem_key_ok(req->idempotency_key)) {
         app_error(res, 400, "invalid_header",
                   "Idempotency-Key must be 1 to 200 printable characters");
-        return;
+        return NULL;
     }
     body = app_parse_body(req, res);
     if (!body)
-        return;
+        return NULL;
     payload = app_payload(r->kind, body, res);
     json_object_put(body);
     if (!payload)
-        return;
+        return NULL;
     if (!app->queue) {
         json_object_put(payload);
         app_error(res, 503, "queue_unavailable", "the job queue cannot be written");
-        return;
+        return NULL;
     }
-    rc = queue_enqueue(app->queue, r->kind, payload, req->idempotency_key, id, &duplicate);
-    json_object_put(payload);
+    return payload;
+}
+
+/* A hook's answer once its job is queued (or is not). */
+static void
+app_hook_answer(app_response_t *res, int rc, const char *id, int duplicate)
+{
+    json_object *answer;
+
     if (rc == QUEUE_EFULL) {
         app_header(res, "Retry-After: 30");
         app_error(res, 429, "queue_full", "too many jobs are waiting; try again later");
@@ -383,6 +390,37 @@ app_hook(app_t *app, const app_route_t *r, const app_request_t *req, app_respons
     json_object_put(answer);
     if (duplicate)
         log_info("idempotency key seen before: answering with job %s", id);
+}
+
+static void
+app_hook(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
+{
+    json_object *payload = app_hook_payload(app, r, req, res);
+    char id[QUEUE_ID_MAX];
+    int duplicate = 0, rc;
+
+    if (!payload)
+        return;
+    rc = queue_enqueue(app->queue, r->kind, payload, req->idempotency_key, id, &duplicate);
+    json_object_put(payload);
+    app_hook_answer(res, rc, id, duplicate);
+}
+
+/* What a hook's answer waits for in app_handle_async(). */
+typedef struct {
+    app_response_t *res;
+    app_done_fn done;
+    void *arg;
+} app_later_t;
+
+static void
+app_hook_queued(int rc, const char *id, int duplicate, void *arg)
+{
+    app_later_t *l = arg;
+
+    app_hook_answer(l->res, rc, id, duplicate);
+    l->done(l->res, l->arg);
+    free(l);
 }
 
 static void
@@ -443,4 +481,33 @@ app_handle(app_t *app, const app_request_t *req, app_response_t *res)
         app_error(res, 404, "not_found", "no such route");
         break;
     }
+}
+
+void
+app_handle_async(app_t *app, const app_request_t *req, app_response_t *res, app_done_fn done,
+                 void *arg)
+{
+    const app_route_t *r = app_find(req->path);
+    json_object *payload;
+    app_later_t *l;
+
+    if (r->metric != ROUTE_HOOK_STOCK && r->metric != ROUTE_HOOK_RESERVATION &&
+        r->metric != ROUTE_HOOK_RECONCILE) {
+        app_handle(app, req, res);
+        done(res, arg);
+        return;
+    }
+    if (app_precheck(app, req, (long long)req->body_len, res)) {
+        done(res, arg);
+        return;
+    }
+    payload = app_hook_payload(app, r, req, res);
+    if (!payload) {
+        done(res, arg);
+        return;
+    }
+    l = xmalloc(sizeof *l);
+    *l = (app_later_t){res, done, arg};
+    queue_enqueue_async(app->queue, r->kind, payload, req->idempotency_key, app_hook_queued, l);
+    json_object_put(payload);
 }

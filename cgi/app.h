@@ -58,6 +58,17 @@ int app_precheck(app_t *app, const app_request_t *req, long long content_length,
 /* Handles a request whose body was read; fills res. */
 void app_handle(app_t *app, const app_request_t *req, app_response_t *res);
 
+/* What app_handle_async() calls with the filled res. */
+typedef void (*app_done_fn)(app_response_t *res, void *arg);
+
+/* As app_handle(), but a hook's answer, which waits until its job is
+ * durable, may come without the calling thread: done(res, arg) is called
+ * exactly once, maybe from another thread once the job's journal group is
+ * written, maybe before this returns.  res must stay valid until then; req
+ * is not used after this returns. */
+void app_handle_async(app_t *app, const app_request_t *req, app_response_t *res,
+                      app_done_fn done, void *arg);
+
 /* The metrics route of a path (ROUTE_UNKNOWN when none). */
 int app_route_of(const char *path);
 

@@ -124,75 +124,138 @@ front_send(const front_io_t *io, const app_response_t *res, const char *rid, int
     buf_free(&h);
 }
 
-int
-front_handle(app_t *app, const front_io_t *io)
-{
+/* One request from its first parameter to its answer: front_begin() reads
+ * it, the app fills res, front_end() sends and logs it. */
+typedef struct {
+    front_io_t io;
     app_request_t req;
     app_response_t res;
     buf_t body;
     char rid[72];
     char *path;
+    int whole;                    /* the request was read to its end */
+    void (*release)(void *ctx, int whole);   /* front_serve(): ends io.ctx */
+} front_req_t;
+
+/* Reads the request into f: 0 when the app is to answer it, else res is
+ * filled. */
+static int
+front_begin(app_t *app, front_req_t *f)
+{
+    const front_io_t *io = &f->io;
     long long clen;
     int status;
 
-    memset(&req, 0, sizeof req);
-    app_response_init(&res);
-    buf_init(&body, app->cfg->max_body + 1);
-    front_request_id(io->param(io->ctx, "HTTP_X_REQUEST_ID"), rid, sizeof rid);
-    log_set_request(rid);
+    memset(&f->req, 0, sizeof f->req);
+    app_response_init(&f->res);
+    buf_init(&f->body, app->cfg->max_body + 1);
+    front_request_id(io->param(io->ctx, "HTTP_X_REQUEST_ID"), f->rid, sizeof f->rid);
+    log_set_request(f->rid);
 
-    path = app_route_path(io->param(io->ctx, "PATH_INFO"), io->param(io->ctx, "DOCUMENT_URI"),
-                          io->param(io->ctx, "REQUEST_URI"), io->param(io->ctx, "SCRIPT_NAME"));
-    req.method = io->param(io->ctx, "REQUEST_METHOD");
-    req.path = path;
-    req.query = io->param(io->ctx, "QUERY_STRING");
-    req.content_type = io->param(io->ctx, "CONTENT_TYPE");
-    req.authorization = io->param(io->ctx, "HTTP_AUTHORIZATION");
-    req.idempotency_key = io->param(io->ctx, "HTTP_IDEMPOTENCY_KEY");
-    if (!req.idempotency_key)
-        req.idempotency_key = io->param(io->ctx, "HTTP_WEBHOOK_ID");
+    f->path = app_route_path(io->param(io->ctx, "PATH_INFO"), io->param(io->ctx, "DOCUMENT_URI"),
+                             io->param(io->ctx, "REQUEST_URI"), io->param(io->ctx, "SCRIPT_NAME"));
+    f->req.method = io->param(io->ctx, "REQUEST_METHOD");
+    f->req.path = f->path;
+    f->req.query = io->param(io->ctx, "QUERY_STRING");
+    f->req.content_type = io->param(io->ctx, "CONTENT_TYPE");
+    f->req.authorization = io->param(io->ctx, "HTTP_AUTHORIZATION");
+    f->req.idempotency_key = io->param(io->ctx, "HTTP_IDEMPOTENCY_KEY");
+    if (!f->req.idempotency_key)
+        f->req.idempotency_key = io->param(io->ctx, "HTTP_WEBHOOK_ID");
 
     clen = front_content_length(io->param(io->ctx, "CONTENT_LENGTH"));
     if (clen == -2) {
-        app_error(&res, 400, "bad_request", "CONTENT_LENGTH is not a number");
-        goto send;
+        app_error(&f->res, 400, "bad_request", "CONTENT_LENGTH is not a number");
+        return -1;
     }
-    if (app_precheck(app, &req, clen, &res))
-        goto send;
-    status = front_read_body(io, clen, app->cfg->max_body, &body);
+    if (app_precheck(app, &f->req, clen, &f->res))
+        return -1;
+    status = front_read_body(io, clen, app->cfg->max_body, &f->body);
     if (status == 413) {
-        app_error(&res, 413, "body_too_large", "the request body is over hooks.max_body");
-        goto send;
+        app_error(&f->res, 413, "body_too_large", "the request body is over hooks.max_body");
+        return -1;
     }
     if (status) {
-        app_error(&res, 400, "bad_request",
+        app_error(&f->res, 400, "bad_request",
                   clen >= 0 ? "the body does not match its Content-Length"
                             : "the body could not be read");
-        goto send;
+        return -1;
     }
-    req.body = buf_str(&body);
-    req.body_len = body.len;
-    app_handle(app, &req, &res);
+    f->req.body = buf_str(&f->body);
+    f->req.body_len = f->body.len;
+    return 0;
+}
 
-send:
-    front_send(io, &res, rid, req.method && strcmp(req.method, "HEAD") == 0);
-    metrics_request((metrics_route_t)app_route_of(path), res.status);
-    if (res.status >= 400)
-        log_warn("%s %s %d %.*s", req.method ? req.method : "-", path, res.status,
-                 (int)(res.body.len && buf_str(&res.body)[res.body.len - 1] == '\n'
-                           ? res.body.len - 1 : res.body.len),
-                 buf_str(&res.body));
+/* Sends f's answer, counts and logs it, and frees what f holds; returns
+ * the status. */
+static int
+front_end(front_req_t *f)
+{
+    const app_response_t *res = &f->res;
+    const char *method = f->req.method, *path = f->path;
+    int status = res->status;
+
+    front_send(&f->io, res, f->rid, method && strcmp(method, "HEAD") == 0);
+    metrics_request((metrics_route_t)app_route_of(path), status);
+    if (status >= 400)
+        log_warn("%s %s %d %.*s", method ? method : "-", path, status,
+                 (int)(res->body.len && buf_str(&res->body)[res->body.len - 1] == '\n'
+                           ? res->body.len - 1 : res->body.len),
+                 buf_str(&res->body));
     else if (app_route_of(path) == ROUTE_HEALTHZ || app_route_of(path) == ROUTE_METRICS)
-        log_debug("%s %s %d", req.method, path, res.status);
+        log_debug("%s %s %d", method, path, status);
     else
-        log_info("%s %s %d %.*s", req.method, path, res.status,
-                 res.status == 202 ? (int)res.body.len - 1 : 0, buf_str(&res.body));
-    status = res.status;
+        log_info("%s %s %d %.*s", method, path, status,
+                 status == 202 ? (int)res->body.len - 1 : 0, buf_str(&res->body));
     log_set_request(NULL);
-    free(path);
-    buf_free(&body);
-    app_response_free(&res);
+    free(f->path);
+    buf_free(&f->body);
+    app_response_free(&f->res);
     return status;
+}
+
+int
+front_handle(app_t *app, const front_io_t *io)
+{
+    front_req_t f;
+
+    f.io = *io;
+    if (front_begin(app, &f) == 0)
+        app_handle(app, &f.req, &f.res);
+    return front_end(&f);
+}
+
+/* The end of a request of front_serve(), in whichever thread answers it:
+ * that thread's own request id is kept for its own log lines. */
+static void
+front_answered(app_response_t *res, void *arg)
+{
+    front_req_t *f = arg;
+    char own[72];
+    const char *was = log_request();
+
+    (void)res;
+    snprintf(own, sizeof own, "%s", was ? was : "");
+    log_set_request(f->rid);
+    front_end(f);
+    f->release(f->io.ctx, f->whole);
+    free(f);
+    log_set_request(own[0] ? own : NULL);
+}
+
+void
+front_serve(app_t *app, const front_io_t *io, void (*release)(void *ctx, int whole))
+{
+    front_req_t *f = xmalloc(sizeof *f);
+
+    f->io = *io;
+    f->release = release;
+    f->whole = front_begin(app, f) == 0;
+    if (f->whole)
+        app_handle_async(app, &f->req, &f->res, front_answered, f);
+    else
+        front_answered(&f->res, f);
+    log_set_request(NULL);
 }
 
 /* --- CGI ---------------------------------------------------------------- */

@@ -22,6 +22,12 @@ typedef struct {
 /* Serves one request; returns the HTTP status sent. */
 int front_handle(app_t *app, const front_io_t *io);
 
+/* Serves one request, whose answer may be sent later by another thread
+ * (see app_handle_async()); then release(io->ctx, whole) ends it, whole
+ * being 1 when the request was read to its end.  io is copied; io->ctx
+ * must stay valid until release. */
+void front_serve(app_t *app, const front_io_t *io, void (*release)(void *ctx, int whole));
+
 /* Serves exactly one CGI request on stdin/stdout (GATEWAY_INTERFACE set). */
 int front_cgi(app_t *app);
 
