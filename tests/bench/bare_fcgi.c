@@ -2,10 +2,13 @@
  * request "200 ok" and does nothing else, so its rate behind nginx is the
  * limit of any FastCGI front on the machine.  Prefork like `tdhook serve`:
  * one listening unix socket, WORKERS children, each with THREADS threads
- * in FCGX_Accept_r (1: the child itself).
+ * in FCGX_Accept_r (1: the child itself).  With CLOSE "fast" it ends a
+ * connection as `tdhook serve` ends a hook's: without libfcgi's wait for
+ * nginx to hang up (what is left to read is drained, then close), so the
+ * front shows what that alone is worth.
  *
  *   cc -O2 -pthread -o bare_fcgi tests/bench/bare_fcgi.c -lfcgi
- *   bare_fcgi SOCKET_PATH [WORKERS [THREADS]]
+ *   bare_fcgi SOCKET_PATH [WORKERS [THREADS [CLOSE]]]
  *
  * SIGTERM or SIGINT to the master stops the children and removes the
  * socket.  Not installed, not part of make check. */
@@ -27,6 +30,7 @@
 #define BARE_MAX_THREADS 256
 
 static volatile sig_atomic_t bare_stop;
+static int bare_fast_close;
 
 static void
 bare_on_term(int sig)
@@ -69,8 +73,21 @@ bare_serve(void *arg)
 
     FCGX_InitRequest(&req, *(int *)arg, 0);
     while (FCGX_Accept_r(&req) >= 0) {
+        int keep = req.keepConnection;
+
         FCGX_PutStr(answer, (int)sizeof answer - 1, req.out);
+        if (bare_fast_close)
+            req.keepConnection = 1;
         FCGX_Finish_r(&req);
+        if (bare_fast_close && !keep && req.ipcFd >= 0) {
+            char trash[512];
+
+            shutdown(req.ipcFd, SHUT_WR);
+            while (recv(req.ipcFd, trash, sizeof trash, MSG_DONTWAIT) > 0)
+                ;
+            close(req.ipcFd);
+            req.ipcFd = -1;
+        }
     }
     return NULL;
 }
@@ -112,18 +129,23 @@ main(int argc, char **argv)
     long workers = 2, threads = 1;
     int fd;
 
-    if (argc < 2 || argc > 4) {
-        fprintf(stderr, "usage: bare_fcgi SOCKET_PATH [WORKERS [THREADS]]\n");
+    if (argc < 2 || argc > 5) {
+        fprintf(stderr, "usage: bare_fcgi SOCKET_PATH [WORKERS [THREADS [CLOSE]]]\n");
         return 64;
     }
     if (argc >= 3 && bare_count(argv[2], BARE_MAX_WORKERS, &workers)) {
         fprintf(stderr, "bare_fcgi: WORKERS must be 1 to %d\n", BARE_MAX_WORKERS);
         return 64;
     }
-    if (argc == 4 && bare_count(argv[3], BARE_MAX_THREADS, &threads)) {
+    if (argc >= 4 && bare_count(argv[3], BARE_MAX_THREADS, &threads)) {
         fprintf(stderr, "bare_fcgi: THREADS must be 1 to %d\n", BARE_MAX_THREADS);
         return 64;
     }
+    if (argc == 5 && strcmp(argv[4], "fast") != 0 && strcmp(argv[4], "libfcgi") != 0) {
+        fprintf(stderr, "bare_fcgi: CLOSE must be fast or libfcgi\n");
+        return 64;
+    }
+    bare_fast_close = argc == 5 && strcmp(argv[4], "fast") == 0;
     if (FCGX_Init() != 0)
         return 70;
     fd = bare_listen(argv[1]);

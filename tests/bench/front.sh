@@ -8,6 +8,9 @@
 #               tdhook (the
 #               limit of any FastCGI front here)
 #   bare-1t     the same responder with one thread a worker
+#   bare-fast   the same responder (threads as tdhook) closing each
+#               connection as tdhook does, without libfcgi's wait for nginx
+#               to hang up: the limit once that wait is gone
 #   bare-post, bare-1t-post
 #               the two with the POST below (nginx passes its body on):
 #               the limit for that very request (throughput only)
@@ -76,7 +79,11 @@ EXTRA_PIDS+=("$!")
 # The same with one thread a worker (as tdhook was before it had threads).
 "$T/bare_fcgi" "$T/bare1.sock" "$WORKERS" 1 >>"$T/bare.log" 2>&1 &
 EXTRA_PIDS+=("$!")
+# The same closing as tdhook does (see bare_fcgi.c).
+"$T/bare_fcgi" "$T/bare-fast.sock" "$WORKERS" "$THREADS" fast >>"$T/bare.log" 2>&1 &
+EXTRA_PIDS+=("$!")
 wait_until 5 test -S "$T/bare1.sock" || die "bare_fcgi (1 thread) does not listen"
+wait_until 5 test -S "$T/bare-fast.sock" || die "bare_fcgi (fast close) does not listen"
 wait_until 5 test -S "$T/bare.sock" || die "bare_fcgi does not listen"
 
 # http_workers: the pids of tdhook's HTTP workers, one a line.
@@ -139,6 +146,10 @@ http {
             include fastcgi_params;
             fastcgi_pass unix:$T/bare1.sock;
         }
+        location = /bare-fast {
+            include fastcgi_params;
+            fastcgi_pass unix:$T/bare-fast.sock;
+        }
         include $T/tdhook.conf;
     }
 }
@@ -156,6 +167,8 @@ req GET /healthz
 assert_status 200 "GET /healthz through nginx"
 req GET /bare
 assert_status 200 "GET /bare (bare libfcgi responder)"
+req GET /bare-fast
+assert_status 200 "GET /bare-fast (the same, closing as tdhook does)"
 post_hook /hooks/reservation "$BODY"
 assert_status 202 "POST /hooks/reservation"
 [ "$FAILS" -eq 0 ] || die "the targets do not answer as expected"
@@ -181,9 +194,9 @@ clear_jobs() {
     mkdir -p "$T/state/queue"
 }
 
-# n_jobs: job files in the queue.
+# n_jobs: jobs in the queue (job files and group files).
 n_jobs() {
-    find "$T/state/queue" -name '*.job' | wc -l
+    queued_jobs "$T/state/queue"
 }
 
 declare -A RPS LAT50 LAT99
@@ -242,6 +255,7 @@ say "== throughput (wrk -t2 -c$CONNS -d${DURATION}s)"
 throughput nginx-204 /nginx-204
 throughput bare-fcgi /bare
 throughput bare-1t /bare1
+throughput bare-fast /bare-fast
 throughput bare-post /bare -s "$T/post.lua"
 throughput bare-1t-post /bare1 -s "$T/post.lua"
 throughput healthz /healthz
@@ -249,11 +263,11 @@ clear_jobs
 throughput post /hooks/reservation -s "$T/post.lua"
 jobs_after=$(n_jobs)
 post_ok=$(awk '/requests in/ { n = $1 } END { print n }' "$T/wrk.log")
-say "post: $jobs_after job files durable in the queue after $post_ok answered POSTs (a few more: requests cut off when wrk stopped)"
+say "post: $jobs_after jobs durable in the queue ($(find "$T/state/queue" -name '*.jobs' | wc -l) group files, $(find "$T/state/queue" -name '*.job' | wc -l) job files) after $post_ok answered POSTs (a few more: requests cut off when wrk stopped)"
 if [ "$jobs_after" -ge "$post_ok" ]; then
     ok "every answered POST left a job in the queue"
 else
-    fail "fewer job files ($jobs_after) than answered POSTs ($post_ok)"
+    fail "fewer jobs in the queue ($jobs_after) than answered POSTs ($post_ok)"
 fi
 clear_jobs
 
@@ -308,6 +322,7 @@ done
 say "ratio healthz/bare-fcgi: $(ratio "${RPS[healthz]}" "${RPS[bare-fcgi]}")   healthz/nginx-204: $(ratio "${RPS[healthz]}" "${RPS[nginx-204]}")"
 say "ratio post/bare-fcgi:    $(ratio "${RPS[post]}" "${RPS[bare-fcgi]}")   post/nginx-204:    $(ratio "${RPS[post]}" "${RPS[nginx-204]}")"
 say "bare-1t (one thread a worker): ${RPS[bare-1t]} req/s; ratio post/bare-1t: $(ratio "${RPS[post]}" "${RPS[bare-1t]}")"
+say "bare-fast (closing as tdhook does): ${RPS[bare-fast]} req/s; ratio post/bare-fast: $(ratio "${RPS[post]}" "${RPS[bare-fast]}"), healthz/bare-fast: $(ratio "${RPS[healthz]}" "${RPS[bare-fast]}")"
 say "the same POST to the bare responders: bare-post ${RPS[bare-post]}, bare-1t-post ${RPS[bare-1t-post]} req/s; ratio post/bare-post: $(ratio "${RPS[post]}" "${RPS[bare-post]}"), post/bare-1t-post: $(ratio "${RPS[post]}" "${RPS[bare-1t-post]}")"
 say "memory (VmRSS of each tdhook-http worker, pid=size):"
 say "  idle:                          $RSS_IDLE"
