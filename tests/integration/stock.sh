@@ -98,7 +98,7 @@ stock_check:
   to: [$BUYER]
   repeat: $REPEAT
   always_mail: $ALWAYS
-queue: {runners: 2, retry_base: 1s, retry_max: 1s, max_attempts: 3}
+queue: {runners: 2, retry_base: 2s, retry_max: 2s, max_attempts: 3}
 graph:
   tenant: t
   client_id: c
