@@ -488,6 +488,14 @@ next_batch:
     }
 }
 
+/* 1 when a body of len bytes fits in the round after the waiting commits
+ * (j->mu held). */
+static int
+room_for(const journal_t *j, size_t len)
+{
+    return j->off + j->queued + COMMIT_HEAD + len <= JOURNAL_BYTES;
+}
+
 /* Puts w on the list of waiters (j->mu held): 0, or JOURNAL_EFULL,
  * JOURNAL_EIO; *leads set when nobody leads, so the caller must. */
 static int
@@ -495,7 +503,7 @@ waiter_add(journal_t *j, journal_waiter_t *w, int *leads)
 {
     if (j->reading && write_head(j, next_base(j)))
         return JOURNAL_EIO;
-    if (j->off + j->queued + COMMIT_HEAD + w->len > JOURNAL_BYTES)
+    if (!room_for(j, w->len))
         return JOURNAL_EFULL;
     j->queued += commit_size(w->len);
     *j->waiters_tail = w;
@@ -573,7 +581,7 @@ journal_make_room(journal_t *j, size_t len, journal_room_fn ready, void *arg)
     while (j->leading || j->waiters)
         pthread_cond_wait(&j->idle, &j->mu);
     /* Another thread may have made room meanwhile. */
-    if (j->pending > 0 && !j->reading && j->off + COMMIT_HEAD + len > JOURNAL_BYTES) {
+    if (j->pending > 0 && !j->reading && !room_for(j, len)) {
         if ((ready && ready(j->next_seq - 1, arg)) || write_head(j, next_base(j)))
             rc = JOURNAL_EIO;
     }
@@ -598,7 +606,7 @@ journal_fits(journal_t *j, size_t len)
 
     pthread_mutex_lock(&j->mu);
     fits = len <= journal_max_body() &&
-           (j->reading || j->off + j->queued + COMMIT_HEAD + len <= JOURNAL_BYTES);
+           (j->reading || room_for(j, len));
     pthread_mutex_unlock(&j->mu);
     return fits;
 }

@@ -68,9 +68,10 @@ int journal_replay(journal_t *j, journal_apply_fn fn, void *arg);
  * (group commit; O_DIRECT | O_DSYNC where the file system can, else a
  * write and fdatasync()).  That thread also runs the apply callback
  * (journal_set_apply()) for each commit of its group, in seq order, and
- * then the group's end callback, before any of them returns.  A failed write fails its whole group, and the next
- * group takes its place and seqs.  journal_replay() and journal_reset()
- * must not run alongside a commit; the caller keeps them apart. */
+ * then the group's end callback, before any of them returns.  A failed
+ * write fails its whole group, and the next group takes its place and
+ * seqs.  journal_replay() and journal_reset() must not run alongside a
+ * commit; the caller keeps them apart. */
 int journal_commit(journal_t *j, const void *body, size_t len, uint64_t *seq);
 
 /* What a submitted commit's end is told: JOURNAL_OK, JOURNAL_EAPPLY or

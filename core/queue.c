@@ -119,12 +119,10 @@ typedef struct {
     int jobs;            /* replay: job files written again */
     int keys;            /* replay: idempotency keys written again */
     /* Not replaying: the group being applied (see group_write()). */
-    buf_t group;         /* the jobs' entries */
+    buf_t group;         /* a group file's head, then the jobs' entries */
     size_t njobs;
-    char first[QUEUE_ID_MAX];   /* the first job's id */
-    size_t one_off;      /* where the first job's entry is */
-    uint64_t *seqs;      /* the group's commits */
-    size_t nseqs, aseqs;
+    uint64_t seq0;       /* the group's first commit; they follow one another */
+    size_t nseqs;
 } commit_files_t;
 
 /* The journal of an HTTP worker process, shared by its threads.  The
@@ -1180,12 +1178,13 @@ wal_make_room(queue_t *q, size_t len)
     return 0;
 }
 
-/* A new job on its way into the journal: what its end needs. */
+/* A new job on its way: what its end needs. */
 typedef struct {
     queue_done_fn done;
     void *arg;
-    int counted;         /* it holds a place in the shared count (count_enter()) */
-    int slot;
+    queue_t *q;          /* whose depth.lock is held shared (slot -1) */
+    int counted;         /* it holds a place in the shared count */
+    int slot;            /* its HTTP worker's slot (count_enter()), or -1 */
     char id[QUEUE_ID_MAX];
 } enqueue_t;
 
@@ -1196,8 +1195,10 @@ enqueue_end(enqueue_t *e, int rc)
 {
     if (rc && e->counted)
         __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
-    if (e->counted)
+    if (e->counted && e->slot >= 0)
         count_leave(e->slot);
+    else if (e->counted)
+        depth_lock(e->q, LOCK_UN);
     e->done(rc, rc ? NULL : e->id, 0, e->arg);
 }
 
@@ -1376,9 +1377,6 @@ group_add(commit_files_t *r, const char *name, const char *data, size_t dlen)
         /* Room for the head, filled in by group_write(). */
         buf_reset(&r->group);
         buf_append(&r->group, head, GROUP_HEAD);
-        memcpy(r->first, name, JOB_ID_LEN);
-        r->first[JOB_ID_LEN] = '\0';
-        r->one_off = r->group.len;
     }
     /* The buffer has no cap, and the entry passed entry_next(). */
     entry_add(&r->group, QDIR_QUEUE, name, data, dlen);
@@ -1391,20 +1389,18 @@ static int
 group_write(commit_files_t *r)
 {
     unsigned char *head = (unsigned char *)r->group.data;
-    size_t len = r->group.len;
+    size_t len = r->group.len, off = GROUP_HEAD, dlen;
+    const char *data;
     uint32_t crc;
     char name[256];
+    int dir;
 
-    if (r->njobs == 1 && !group_always()) {
-        size_t off = r->one_off, dlen;
-        const char *data;
-        int dir;
-
-        if (entry_next(r->group.data, len, &off, &dir, name, &data, &dlen) != 1)
-            return -1;
+    /* The first job: its own file when alone, else its id names the group. */
+    if (entry_next(r->group.data, len, &off, &dir, name, &data, &dlen) != 1)
+        return -1;
+    if (r->njobs == 1 && !group_always())
         return write_quick(r->q, QDIR_QUEUE, name, data, dlen);
-    }
-    snprintf(name, sizeof name, "%s.%zu%s", r->first, r->njobs, GROUP_SUFFIX);
+    snprintf(name + JOB_ID_LEN, sizeof name - JOB_ID_LEN, ".%zu%s", r->njobs, GROUP_SUFFIX);
     crc = journal_crc32(0, r->group.data + GROUP_HEAD, len - GROUP_HEAD);
     memcpy(head, GROUP_MAGIC, 8);
     for (int i = 0; i < 4; i++)
@@ -1594,14 +1590,10 @@ static int
 apply_commit(uint64_t seq, const char *body, size_t len, void *arg)
 {
     commit_files_t *r = arg;
-    int rc = commit_files(seq, body, len, arg);
 
-    if (r->nseqs == r->aseqs) {
-        r->aseqs = r->aseqs ? 2 * r->aseqs : 64;
-        r->seqs = xrealloc(r->seqs, r->aseqs * sizeof *r->seqs);
-    }
-    r->seqs[r->nseqs++] = seq;
-    return rc;
+    if (r->nseqs++ == 0)
+        r->seq0 = seq;
+    return commit_files(seq, body, len, arg);
 }
 
 /* The end of a journal group: its jobs' file, then each commit is through,
@@ -1613,7 +1605,7 @@ group_end(void *arg)
     int rc = r->njobs ? group_write(r) : 0;
 
     for (size_t i = 0; i < r->nseqs; i++)
-        wal_done(r->seqs[i]);
+        wal_done(r->seq0 + i);
     r->nseqs = 0;
     r->njobs = 0;
     buf_reset(&r->group);
@@ -1739,11 +1731,11 @@ queue_enqueue_async(queue_t *q, const char *kind, json_object *payload, const ch
                     queue_done_fn done, void *arg)
 {
     char idem_name[17], id[QUEUE_ID_MAX];
-    enqueue_t *e = NULL;
+    enqueue_t e = {done, arg, q, 0, -1, ""}, *later;
     job_t job;
     long long now = now_ms();
     char *idem_text = NULL;
-    int rc, counted = 0;
+    int rc;
 
     if (!kind || !*kind || strlen(kind) >= sizeof job.kind) {
         done(QUEUE_EINVAL, NULL, 0, arg);
@@ -1776,11 +1768,13 @@ queue_enqueue_async(queue_t *q, const char *kind, json_object *payload, const ch
             }
             depth_lock(q, LOCK_UN);
         }
-        if (q->journal)
-            count_enter(wal.slot);
-        else
+        if (q->journal) {
+            e.slot = wal.slot;
+            count_enter(e.slot);
+        } else {
             depth_lock(q, LOCK_SH);
-        counted = 1;
+        }
+        e.counted = 1;
         if (__atomic_add_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL) > q->limits.max_jobs) {
             rc = QUEUE_EFULL;
             goto end;
@@ -1810,17 +1804,17 @@ queue_enqueue_async(queue_t *q, const char *kind, json_object *payload, const ch
     job.status = JOB_QUEUED;
     if (idem_key && *idem_key)
         idem_text = xasprintf("%s\t%s", job.id, idem_key);
+    memcpy(e.id, job.id, JOB_ID_LEN + 1);
     if (q->journal) {
-        e = xmalloc(sizeof *e);
-        *e = (enqueue_t){done, arg, counted, wal.slot, ""};
-        memcpy(e->id, job.id, JOB_ID_LEN + 1);
-        rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text, e);
-        free(idem_text);
-        if (rc != QUEUE_PENDING)
-            enqueue_end(e, rc);
-        if (rc != QUEUE_PENDING)
-            free(e);
-        return;
+        later = xmalloc(sizeof *later);
+        *later = e;
+        rc = journal_store(q, &job, idem_text ? idem_name : NULL, idem_text, later);
+        if (rc == QUEUE_PENDING) {
+            free(idem_text);
+            return;
+        }
+        free(later);
+        goto end;
     }
     rc = job_store(q, QDIR_QUEUE, &job, 0);
     /* Two requests with the same key at the same instant may both miss the
@@ -1835,13 +1829,7 @@ queue_enqueue_async(queue_t *q, const char *kind, json_object *payload, const ch
         q->depth++;
 end:
     free(idem_text);
-    if (rc && counted)
-        __atomic_sub_fetch(&queue_sync->depth, 1, __ATOMIC_ACQ_REL);
-    if (counted && q->journal)
-        count_leave(wal.slot);
-    else if (counted)
-        depth_lock(q, LOCK_UN);
-    done(rc, rc ? NULL : job.id, 0, arg);
+    enqueue_end(&e, rc);
 }
 
 /* queue_enqueue() waits for its job's end here. */
