@@ -1,4 +1,4 @@
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -6,9 +6,9 @@
 
 #include "cgi/app.h"
 #include "cgi/auth.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/xalloc.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
+#include "core/util/xalloc.h"
 
 #define APP_JSON_DEPTH 16
 #define APP_RESPONSE_MAX (1024 * 1024)

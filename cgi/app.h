@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 #include "config/config.h"
-#include "core/buf.h"
-#include "core/queue.h"
+#include "core/util/buf.h"
+#include "core/queue/queue.h"
 
 typedef struct {
     const config_t *cfg;   /* borrowed */

@@ -1,11 +1,11 @@
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cgi/auth.h"
-#include "core/xalloc.h"
+#include "core/util/xalloc.h"
 
 #define AUTH_HEADER_MAX 4096
 

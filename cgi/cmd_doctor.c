@@ -1,12 +1,12 @@
 /* tdhook doctor [--no-mail] */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
 #include "cgi/cmd.h"
-#include "core/doctor.h"
+#include "core/jobs/doctor.h"
 
 int
 cmd_doctor(const config_t *cfg, int argc, char **argv)

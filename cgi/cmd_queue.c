@@ -1,6 +1,6 @@
 /* tdhook queue list|show ID|retry ID|drop ID: the operator's view of the
  * durable queue and its dead letters. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "cgi/cmd.h"
-#include "core/queue.h"
-#include "core/xalloc.h"
+#include "core/queue/queue.h"
+#include "core/util/xalloc.h"
 
 #define CMD_QUEUE_ERROR_MAX 60
 

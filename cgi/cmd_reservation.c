@@ -1,5 +1,5 @@
 /* tdhook sync-reservation ID|NUMBER [--dry-run] and tdhook reconcile */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 #include <sysexits.h>
 
 #include "cgi/cmd.h"
-#include "core/queue.h"
-#include "core/reservation.h"
+#include "core/queue/queue.h"
+#include "core/jobs/reservation.h"
 
 static queue_t *
 cmd_open_queue(const config_t *cfg)

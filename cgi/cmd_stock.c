@@ -1,5 +1,5 @@
 /* tdhook stock-check [--dry-run] [--json] */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,9 +8,11 @@
 #include <time.h>
 
 #include "cgi/cmd.h"
-#include "core/mail.h"
-#include "core/stock.h"
-#include "core/xalloc.h"
+#include "core/clients/mime.h"
+#include "core/clients/smtp.h"
+#include "core/jobs/mailjob.h"
+#include "core/jobs/stock.h"
+#include "core/util/xalloc.h"
 
 static time_t stock_started;
 static time_t stock_last_line;
@@ -72,12 +74,12 @@ cmd_stock_check(const config_t *cfg, int argc, char **argv)
         to = stock_recipients(cfg, r, nnew, &why);
         if (to) {
             char *message = stock_digest(cfg, r, nnew, to);
-            int mrc = mail_send(cfg, to->v, to->n, message, &err);
+            int mrc = smtp_send(cfg, to->v, to->n, message, &err);
 
             free(message);
-            if (mrc != MAIL_OK) {
+            if (mrc != SMTP_OK) {
                 fprintf(stderr, "tdhook: the digest was not sent: %s\n", err ? err : "");
-                rc = mrc == MAIL_ERETRY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+                rc = mrc == SMTP_ERETRY ? EX_TEMPFAIL : EX_UNAVAILABLE;
             } else {
                 fprintf(stderr, "tdhook: digest mailed to %zu recipient%s%s%s\n", to->n,
                         to->n == 1 ? "" : "s", err ? "; " : "", err ? err : "");

@@ -1,4 +1,4 @@
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "cgi/front.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/random.h"
-#include "core/xalloc.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
+#include "core/util/random.h"
+#include "core/util/xalloc.h"
 
 static const char *
 front_reason(int status)

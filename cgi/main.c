@@ -1,5 +1,5 @@
 /* tdhook: the command line, and the switch between CGI and the commands. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +11,9 @@
 #include "cgi/front.h"
 #include "cgi/serve.h"
 #include "config/config.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/xalloc.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
+#include "core/util/xalloc.h"
 
 static const char usage_text[] =
     "usage: tdhook [-c FILE] COMMAND [ARGS]\n"

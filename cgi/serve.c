@@ -1,4 +1,4 @@
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -21,11 +21,11 @@
 #include "cgi/app.h"
 #include "cgi/front.h"
 #include "cgi/serve.h"
-#include "core/jobs.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/queue.h"
-#include "core/xalloc.h"
+#include "core/jobs/jobs.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
+#include "core/queue/queue.h"
+#include "core/util/xalloc.h"
 
 #define SERVE_BACKLOG 1024
 #define SERVE_MAX_CHILDREN 256

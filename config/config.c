@@ -17,9 +17,9 @@
 #include <yaml.h>
 
 #include "config/config.h"
-#include "core/buf.h"
-#include "core/log.h"
-#include "core/xalloc.h"
+#include "core/util/buf.h"
+#include "core/util/log.h"
+#include "core/util/xalloc.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "config/config.h"
-#include "core/log.h"
+#include "core/util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,7 +1,7 @@
 /* libFuzzer target: a whole request through front_handle(), the path a
  * FastCGI or CGI request takes.  The input is CGI variables, one
  * NAME=VALUE a line, then an empty line, then the body. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -10,8 +10,8 @@
 
 #include "cgi/auth.h"
 #include "cgi/front.h"
-#include "core/log.h"
-#include "core/xalloc.h"
+#include "core/util/log.h"
+#include "core/util/xalloc.h"
 
 #define FUZZ_MAX_VARS 32
 

@@ -1,5 +1,5 @@
 /* Running the Python fakes from C unit tests: see fake.h. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 
 #include <curl/curl.h>
 
-#include "core/buf.h"
-#include "core/xalloc.h"
+#include "core/util/buf.h"
+#include "core/util/xalloc.h"
 #include "tests/unit/fake.h"
 
 #define FAKE_THIS_FILE "tests/unit/fake.c"

@@ -1,6 +1,6 @@
 /* Unit tests of routing, auth, body limits and JSON handling: app_handle()
  * and front_handle() with a real queue in a temporary state_dir. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +15,8 @@
 
 #include "cgi/app.h"
 #include "cgi/front.h"
-#include "core/log.h"
-#include "core/xalloc.h"
+#include "core/util/log.h"
+#include "core/util/xalloc.h"
 
 typedef struct {
     char dir[64];

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "core/buf.h"
-#include "core/log.h"
-#include "core/xalloc.h"
+#include "core/util/buf.h"
+#include "core/util/log.h"
+#include "core/util/xalloc.h"
 
 /* Every secret value the tests use contains one of these; none may ever
  * show up in an error message or in config_print output. */

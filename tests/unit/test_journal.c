@@ -1,6 +1,6 @@
-/* Unit tests of core/journal.c: each test gets its own directory and
+/* Unit tests of core/queue/journal.c: each test gets its own directory and
  * journal file. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "core/journal.h"
-#include "core/log.h"
-#include "core/xalloc.h"
+#include "core/queue/journal.h"
+#include "core/util/log.h"
+#include "core/util/xalloc.h"
 
 #define COMMIT_HEAD 24u          /* magic, len, seq, crc, pad: see journal.h */
 #define COMMIT_PAGES (JOURNAL_BYTES / JOURNAL_PAGE - 1)

@@ -1,7 +1,7 @@
-/* Unit tests of core/mail.c: MIME building checked byte by byte and parsed
+/* Unit tests of core/clients/mime.c and core/clients/smtp.c: MIME building checked byte by byte and parsed
  * back with Python's email package, and SMTP sending against the local sink
  * tests/fakes/smtp_sink.py (skipped when /usr/bin/python3 lacks aiosmtpd). */
-#include "config.h"
+#include "autoconf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,9 +30,11 @@
 #include <json-c/json.h>
 
 #include "config/config.h"
-#include "core/mail.h"
-#include "core/queue.h"
-#include "core/xalloc.h"
+#include "core/clients/mime.h"
+#include "core/clients/smtp.h"
+#include "core/jobs/mailjob.h"
+#include "core/queue/queue.h"
+#include "core/util/xalloc.h"
 #include "tests/unit/fake.h"
 
 #define FROM "tdhook@example.com"
@@ -231,12 +233,12 @@ test_build_full(void **state)
                        "- Kabels & adapters \xE2\x80\x94 Belgi\xC3\xAB: 0 of 2\n";
     const char *html = "<html><body>\n<h1>Tekort</h1>\r\n<p>Toners HP 26A: 1 of 4</p>\r"
                        "<p>Belgi\xC3\xAB</p></body></html>\n";
-    mail_attachment_t att[2] = {
+    mime_attachment_t att[2] = {
         {"stock-2024-06-01.csv", "text/csv; charset=utf-8", csv_data, sizeof csv_data - 1},
         {"Voorraad Belgi\xC3\xAB \xE2\x80\x94 juni.csv", "text/csv; charset=utf-8", "a;b\r\n", 5},
     };
-    mail_msg_t m = {FROM, to, 2, SUBJECT_NL, text, html, att, 2};
-    char *msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 2, SUBJECT_NL, text, html, att, 2};
+    char *msg = mime_build(&m);
     py_view_t v;
     size_t len;
 
@@ -287,15 +289,15 @@ test_build_binary_attachment(void **state)
     (void)state;
     char *to[] = {"a@example.com"};
     char bin[3 * 256 + 1];
-    mail_attachment_t att = {"data.bin", "application/octet-stream", bin, sizeof bin};
-    mail_msg_t m = {FROM, to, 1, "Binary", "see attachment", NULL, &att, 1};
+    mime_attachment_t att = {"data.bin", "application/octet-stream", bin, sizeof bin};
+    mime_msg_t m = {FROM, to, 1, "Binary", "see attachment", NULL, &att, 1};
     char *msg;
     py_view_t v;
     size_t len;
 
     for (size_t i = 0; i < sizeof bin; i++)
         bin[i] = (char)(i * 7 + 3);
-    msg = mail_build(&m);
+    msg = mime_build(&m);
     check_crlf_lines(msg, 78);
     assert_true(has_header(msg, "Content-Type: multipart/mixed;"));
     assert_null(strstr(msg, "multipart/alternative"));
@@ -320,8 +322,8 @@ test_build_text_only(void **state)
 {
     (void)state;
     char *to[] = {"a@example.com"};
-    mail_msg_t m = {FROM, to, 1, "Plain", "one\ntwo\n", NULL, NULL, 0};
-    char *msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 1, "Plain", "one\ntwo\n", NULL, NULL, 0};
+    char *msg = mime_build(&m);
     py_view_t v;
 
     check_crlf_lines(msg, 78);
@@ -342,8 +344,8 @@ test_build_alternative_only(void **state)
 {
     (void)state;
     char *to[] = {"a@example.com"};
-    mail_msg_t m = {FROM, to, 1, "Alt", "text", "<p>html</p>", NULL, 0};
-    char *msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 1, "Alt", "text", "<p>html</p>", NULL, 0};
+    char *msg = mime_build(&m);
     py_view_t v;
 
     check_crlf_lines(msg, 78);
@@ -377,8 +379,8 @@ test_build_quoted_printable(void **state)
     text = xasprintf("%s\n.starts with a dot\n..two dots\n.\nFrom here on\r\n"
                      "trailing spaces   \ntrailing tab\t\rcr only\r\n"
                      "x=y and 100%% \xE2\x82\xAC\n%s \n", longline, longline);
-    mail_msg_t m = {FROM, to, 1, "QP", text, NULL, NULL, 0};
-    msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 1, "QP", text, NULL, NULL, 0};
+    msg = mime_build(&m);
     check_crlf_lines(msg, 76 + 2);
     /* Body lines: at most 76, none starting with a dot, no trailing blank. */
     const char *body = strstr(msg, "\r\n\r\n") + 4;
@@ -401,8 +403,8 @@ test_build_quoted_printable(void **state)
 
     /* Invalid UTF-8 in the text becomes U+FFFD.  (A single-part message
      * always ends its last line, so the text comes back with a newline.) */
-    mail_msg_t bad = {FROM, to, 1, "QP", "a\xFF" "b\xC3", NULL, NULL, 0};
-    msg = mail_build(&bad);
+    mime_msg_t bad = {FROM, to, 1, "QP", "a\xFF" "b\xC3", NULL, NULL, 0};
+    msg = mime_build(&bad);
     check_crlf_lines(msg, 78);
     py_parse_message(msg, &v);
     assert_string_equal(py_get(&v, "text", 0, NULL), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\n");
@@ -415,8 +417,8 @@ test_build_header_injection(void **state)
 {
     (void)state;
     char *to[] = {"a@example.com", "b@example.com\r\nBcc: evil2@example.com"};
-    mail_msg_t m = {FROM, to, 2, "x\r\nBcc: evil@example.com", "body", NULL, NULL, 0};
-    char *msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 2, "x\r\nBcc: evil@example.com", "body", NULL, NULL, 0};
+    char *msg = mime_build(&m);
     py_view_t v;
 
     check_crlf_lines(msg, 78);
@@ -428,10 +430,10 @@ test_build_header_injection(void **state)
     free(msg);
 
     /* Nor through a non-ASCII subject or an attachment name. */
-    mail_attachment_t att = {"a\r\nBcc: evil@example.com\r\n.csv", "text/csv\r\nBcc: x@y",
+    mime_attachment_t att = {"a\r\nBcc: evil@example.com\r\n.csv", "text/csv\r\nBcc: x@y",
                              "x", 1};
-    mail_msg_t m2 = {FROM, to, 1, "\xC3\xA9\nBcc: evil@example.com", "body", NULL, &att, 1};
-    msg = mail_build(&m2);
+    mime_msg_t m2 = {FROM, to, 1, "\xC3\xA9\nBcc: evil@example.com", "body", NULL, &att, 1};
+    msg = mime_build(&m2);
     check_crlf_lines(msg, 78);
     assert_null(strstr(msg, "\nBcc"));
     py_parse_message(msg, &v);
@@ -454,8 +456,8 @@ test_build_long_subjects(void **state)
     for (size_t i = 0; i < sizeof ascii - 1; i++)
         ascii[i] = i % 9 == 8 ? ' ' : (char)('a' + i % 26);
     ascii[sizeof ascii - 1] = '\0';
-    mail_msg_t m = {FROM, to, 1, ascii, "b", NULL, NULL, 0};
-    char *msg = mail_build(&m);
+    mime_msg_t m = {FROM, to, 1, ascii, "b", NULL, NULL, 0};
+    char *msg = mime_build(&m);
     check_crlf_lines(msg, 78);
     py_parse_message(msg, &v);
     assert_string_equal(py_get(&v, "subject", 0, NULL), ascii);
@@ -466,8 +468,8 @@ test_build_long_subjects(void **state)
     char *many[12];
     for (size_t i = 0; i < 12; i++)
         many[i] = xasprintf("recipient-number-%zu@example.com", i);
-    mail_msg_t m3 = {FROM, many, 12, "To", "b", NULL, NULL, 0};
-    msg = mail_build(&m3);
+    mime_msg_t m3 = {FROM, many, 12, "To", "b", NULL, NULL, 0};
+    msg = mime_build(&m3);
     check_crlf_lines(msg, 78);
     py_parse_message(msg, &v);
     const char *parsed_to = py_get(&v, "to", 0, NULL);
@@ -485,8 +487,8 @@ test_build_long_subjects(void **state)
         free(utf8);
         utf8 = n;
     }
-    mail_msg_t m2 = {FROM, to, 1, utf8, "b", NULL, NULL, 0};
-    msg = mail_build(&m2);
+    mime_msg_t m2 = {FROM, to, 1, utf8, "b", NULL, NULL, 0};
+    msg = mime_build(&m2);
     check_crlf_lines(msg, 78);
     py_parse_message(msg, &v);
     assert_string_equal(py_get(&v, "subject", 0, NULL), utf8);
@@ -495,7 +497,7 @@ test_build_long_subjects(void **state)
     free(utf8);
 }
 
-/* ---- mail_encode_header ----------------------------------------------- */
+/* ---- mime_encode_header ----------------------------------------------- */
 
 static int
 b64val(int c)
@@ -563,17 +565,17 @@ test_encode_header(void **state)
     (void)state;
     char *s, *d;
 
-    s = mail_encode_header("Stock report 2024-06-01");
+    s = mime_encode_header("Stock report 2024-06-01");
     assert_string_equal(s, "Stock report 2024-06-01");
     free(s);
-    s = mail_encode_header("a\r\nBcc: x@y\tz\x01");
+    s = mime_encode_header("a\r\nBcc: x@y\tz\x01");
     assert_string_equal(s, "a  Bcc: x@y z ");
     free(s);
-    s = mail_encode_header("");
+    s = mime_encode_header("");
     assert_string_equal(s, "");
     free(s);
 
-    s = mail_encode_header(SUBJECT_NL);
+    s = mime_encode_header(SUBJECT_NL);
     assert_true(strncmp(s, "=?UTF-8?B?", 10) == 0);
     d = decode_words(s);
     assert_string_equal(d, SUBJECT_NL);
@@ -581,7 +583,7 @@ test_encode_header(void **state)
     free(s);
 
     /* Looks like an encoded word: encoded, so it reads back as written. */
-    s = mail_encode_header("=?UTF-8?B?ZXZpbA==?=");
+    s = mime_encode_header("=?UTF-8?B?ZXZpbA==?=");
     d = decode_words(s);
     assert_string_equal(d, "=?UTF-8?B?ZXZpbA==?=");
     free(d);
@@ -596,7 +598,7 @@ test_encode_header(void **state)
             free(in);
             in = n;
         }
-        s = mail_encode_header(in);
+        s = mime_encode_header(in);
         assert_non_null(strstr(s, "\r\n "));
         d = decode_words(s);
         assert_string_equal(d, in);
@@ -606,7 +608,7 @@ test_encode_header(void **state)
     }
 
     /* Invalid UTF-8 becomes U+FFFD; CR/LF become spaces. */
-    s = mail_encode_header("caf\xC3\xA9\xFF\r\n\xE2\x82");
+    s = mime_encode_header("caf\xC3\xA9\xFF\r\n\xE2\x82");
     d = decode_words(s);
     assert_string_equal(d, "caf\xC3\xA9\xEF\xBF\xBD  \xEF\xBF\xBD\xEF\xBF\xBD");
     free(d);
@@ -653,10 +655,10 @@ test_address_ok(void **state)
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (mail_address_ok(cases[i].addr) != cases[i].ok)
-            fail_msg("mail_address_ok(\"%s\") != %d", cases[i].addr, cases[i].ok);
+        if (mime_address_ok(cases[i].addr) != cases[i].ok)
+            fail_msg("mime_address_ok(\"%s\") != %d", cases[i].addr, cases[i].ok);
     }
-    assert_false(mail_address_ok(NULL));
+    assert_false(mime_address_ok(NULL));
 
     /* 254 characters at most; 64 in the local part. */
     char buf[300];
@@ -666,15 +668,15 @@ test_address_ok(void **state)
         buf[i] = '.';
     buf[254] = '\0';
     buf[253] = 'z';
-    assert_true(mail_address_ok(buf));
+    assert_true(mime_address_ok(buf));
     memset(buf, 'a', sizeof buf);
     buf[64] = '@';
     buf[255] = '\0';
-    assert_false(mail_address_ok(buf));
+    assert_false(mime_address_ok(buf));
     memset(buf, 'a', sizeof buf);
     buf[65] = '@';
     buf[100] = '\0';
-    assert_false(mail_address_ok(buf));
+    assert_false(mime_address_ok(buf));
 }
 
 /* ---- sending without a server ----------------------------------------- */
@@ -710,7 +712,7 @@ test_send_without_server(void **state)
 
     /* No valid recipient: nothing to send to. */
     cfg = test_config("smtp://127.0.0.1:9", NULL);
-    assert_int_equal(mail_send(cfg, bad, 2, "x\r\n", &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(cfg, bad, 2, "x\r\n", &err), SMTP_EFAIL);
     assert_non_null(err);
     assert_non_null(strstr(err, "no valid recipient"));
     free(err);
@@ -721,7 +723,7 @@ test_send_without_server(void **state)
     cfg = test_config("smtp://192.0.2.1:25",
                       ", starttls: off, username: tdhook, password: Secret-Pw-4711");
     time_t t0 = time(NULL);
-    assert_int_equal(mail_send(cfg, good, 1, "x\r\n", &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(cfg, good, 1, "x\r\n", &err), SMTP_EFAIL);
     assert_true(time(NULL) - t0 < 5);
     assert_non_null(strstr(err, "without TLS"));
     assert_null(strstr(err, "Secret-Pw-4711"));
@@ -749,13 +751,13 @@ test_send_job_payload(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_object *p = json_tokener_parse(bad[i]);
         assert_non_null(p);
-        assert_int_equal(mail_send_job(cfg, p, &err), MAIL_EFAIL);
+        assert_int_equal(mailjob_send(cfg, p, &err), SMTP_EFAIL);
         assert_non_null(err);
         free(err);
         err = NULL;
         json_object_put(p);
     }
-    assert_int_equal(mail_send_job(cfg, NULL, &err), MAIL_EFAIL);
+    assert_int_equal(mailjob_send(cfg, NULL, &err), SMTP_EFAIL);
     free(err);
     config_free(cfg);
 }
@@ -789,7 +791,7 @@ test_send_nothing_listening(void **state)
     config_t *cfg = test_config(url, NULL);
     char *err = NULL;
 
-    assert_int_equal(mail_send(cfg, to, 1, "Subject: x\r\n\r\nx\r\n", &err), MAIL_ERETRY);
+    assert_int_equal(smtp_send(cfg, to, 1, "Subject: x\r\n\r\nx\r\n", &err), SMTP_ERETRY);
     assert_non_null(err);
     free(err);
     config_free(cfg);
@@ -874,12 +876,12 @@ test_send_auto_refuses_plaintext_auth(void **state)
     close(lfd);
     url = xasprintf("smtp://%s:%d", ip, ntohs(sa.sin_port));
     cfg = test_config(url, ", starttls: auto, username: tdhook, password: Secret-Pw-4711");
-    assert_int_equal(mail_send(cfg, to, 1, "Subject: x\r\n\r\nx\r\n", &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(cfg, to, 1, "Subject: x\r\n\r\nx\r\n", &err), SMTP_EFAIL);
     assert_non_null(err);
     assert_non_null(strstr(err, "refusing to send SMTP credentials"));
     assert_null(strstr(err, "Secret-Pw-4711"));
     free(err);
-    /* mail_send closed the connection, so the child ends on EOF (or its
+    /* smtp_send closed the connection, so the child ends on EOF (or its
      * alarm); it must not have seen AUTH. */
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 1);
@@ -1020,11 +1022,11 @@ env_str(json_object *env, const char *key)
 static char *
 sample_message(char *const *to, size_t nto)
 {
-    mail_attachment_t att = {"report.csv", "text/csv; charset=utf-8", csv_data,
+    mime_attachment_t att = {"report.csv", "text/csv; charset=utf-8", csv_data,
                              sizeof csv_data - 1};
-    mail_msg_t m = {FROM, to, nto, SUBJECT_NL, "Hello\n.\n..\nbye\n", "<p>Hello</p>\n",
+    mime_msg_t m = {FROM, to, nto, SUBJECT_NL, "Hello\n.\n..\nbye\n", "<p>Hello</p>\n",
                     &att, 1};
-    return mail_build(&m);
+    return mime_build(&m);
 }
 
 static void
@@ -1039,7 +1041,7 @@ test_smtp_deliver(void **state)
 
     sink_start(&s, NULL, NULL);
     msg = sample_message(to, 2);
-    assert_int_equal(mail_send(s.cfg, to, 2, msg, &err), MAIL_OK);
+    assert_int_equal(smtp_send(s.cfg, to, 2, msg, &err), SMTP_OK);
     assert_null(err);
     assert_true(sink_message(&s, 0, &raw, &rawlen, &env));
     assert_int_equal(rawlen, strlen(msg));
@@ -1071,7 +1073,7 @@ test_smtp_refused_recipient(void **state)
 
     sink_start(&s, args, NULL);
     msg = sample_message(to, 3);
-    assert_int_equal(mail_send(s.cfg, to, 3, msg, &err), MAIL_OK);
+    assert_int_equal(smtp_send(s.cfg, to, 3, msg, &err), SMTP_OK);
     assert_non_null(err);
     assert_non_null(strstr(err, "refused recipients: nobody@example.com (550"));
     assert_null(strstr(err, "inkoop"));
@@ -1097,7 +1099,7 @@ test_smtp_all_refused(void **state)
 
     sink_start(&s, args, NULL);
     msg = sample_message(to, 2);
-    assert_int_equal(mail_send(s.cfg, to, 2, msg, &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(s.cfg, to, 2, msg, &err), SMTP_EFAIL);
     assert_non_null(err);
     assert_non_null(strstr(err, "x@example.com"));
     assert_non_null(strstr(err, "y@example.com"));
@@ -1118,7 +1120,7 @@ test_smtp_refused_sender(void **state)
 
     sink_start(&s, args, NULL);
     msg = sample_message(to, 1);
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_EFAIL);
     assert_non_null(err);
     assert_non_null(strstr(err, "550"));
     free(err);
@@ -1138,13 +1140,13 @@ test_smtp_tempfail(void **state)
 
     sink_start(&s, args, NULL);
     msg = sample_message(to, 1);
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_ERETRY);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_ERETRY);
     assert_non_null(err);
     assert_non_null(strstr(err, "451"));
     free(err);
     err = NULL;
     /* The retry goes through. */
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_OK);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_OK);
     assert_null(err);
     assert_int_equal(sink_count(&s), 1);
     free(msg);
@@ -1163,7 +1165,7 @@ test_smtp_auth(void **state)
     /* Right credentials on loopback without TLS: allowed. */
     sink_start(&s, args, ", starttls: auto, username: tdhook, password: Right-Pw-0815");
     msg = sample_message(to, 1);
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_OK);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_OK);
     assert_null(err);
     assert_int_equal(sink_count(&s), 1);
     config_free(s.cfg);
@@ -1172,8 +1174,8 @@ test_smtp_auth(void **state)
      * password, plain or base64 (AUTH PLAIN of "\0tdhook\0Wrong-Pw-..."). */
     char *url = xasprintf("smtp://127.0.0.1:%d", s.fake.port);
     s.cfg = test_config(url, ", starttls: auto, username: tdhook, password: Wrong-Pw-4242");
-    int rc = mail_send(s.cfg, to, 1, msg, &err);
-    assert_int_equal(rc, MAIL_EFAIL);
+    int rc = smtp_send(s.cfg, to, 1, msg, &err);
+    assert_int_equal(rc, SMTP_EFAIL);
     assert_non_null(err);
     assert_null(strstr(err, "Wrong-Pw-4242"));
     assert_null(strstr(err, "V3JvbmctUHctNDI0Mg"));
@@ -1184,7 +1186,7 @@ test_smtp_auth(void **state)
 
     /* No credentials against a server that wants them: 530, permanent. */
     s.cfg = test_config(url, NULL);
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_EFAIL);
     assert_non_null(err);
     free(err);
     assert_int_equal(sink_count(&s), 1);
@@ -1201,13 +1203,13 @@ test_smtp_starttls_required(void **state)
     char *to[] = {"inkoop@example.com"};
     char *msg, *err = NULL;
 
-    /* The sink offers no STARTTLS.  MAIL_EFAIL, not MAIL_ERETRY: the server
+    /* The sink offers no STARTTLS.  SMTP_EFAIL, not SMTP_ERETRY: the server
      * answered and plainly lacks TLS; retrying changes nothing until the
      * operator fixes the server or the config, and a dead letter says so
      * at once instead of after a day of backoff. */
     sink_start(&s, NULL, ", starttls: required");
     msg = sample_message(to, 1);
-    assert_int_equal(mail_send(s.cfg, to, 1, msg, &err), MAIL_EFAIL);
+    assert_int_equal(smtp_send(s.cfg, to, 1, msg, &err), SMTP_EFAIL);
     assert_non_null(err);
     assert_non_null(strstr(err, "STARTTLS"));
     free(err);
@@ -1237,12 +1239,12 @@ test_smtp_queue_job(void **state)
     if (!q)
         fail_msg("queue_open: %s", err ? err : "?");
     msg = sample_message(to, 2);
-    assert_int_equal(mail_enqueue(q, bad_to, 2, msg, id), QUEUE_EINVAL);
-    assert_int_equal(mail_enqueue(q, to, 2, msg, id), QUEUE_OK);
+    assert_int_equal(mailjob_enqueue(q, bad_to, 2, msg, id), QUEUE_EINVAL);
+    assert_int_equal(mailjob_enqueue(q, to, 2, msg, id), QUEUE_OK);
     assert_int_equal(queue_claim(q, &job, NULL), QUEUE_OK);
     assert_string_equal(job->kind, "mail");
     assert_string_equal(job->id, id);
-    assert_int_equal(mail_send_job(s.cfg, job->payload, &err), MAIL_OK);
+    assert_int_equal(mailjob_send(s.cfg, job->payload, &err), SMTP_OK);
     assert_null(err);
     assert_int_equal(queue_done(q, job, NULL), QUEUE_OK);
     assert_true(sink_message(&s, 0, &raw, &rawlen, &env));

@@ -1,5 +1,5 @@
-/* Unit tests of core/queue.c: each test gets its own state_dir. */
-#include "config.h"
+/* Unit tests of core/queue/queue.c: each test gets its own state_dir. */
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,8 @@
 #include <cmocka.h>
 
 #include "cgi/cmd.h"
-#include "core/queue.h"
-#include "core/xalloc.h"
+#include "core/queue/queue.h"
+#include "core/util/xalloc.h"
 
 typedef struct {
     char root[64];        /* the mkdtemp directory */

@@ -1,7 +1,7 @@
-/* Unit tests of core/topdesk.c against the fake TOPdesk (tests/fakes/topdesk.py),
+/* Unit tests of core/clients/topdesk.c against the fake TOPdesk (tests/fakes/topdesk.py),
  * started once for the group on a free loopback port.  Exits 77 (skipped)
  * when /usr/bin/python3 or the fake is missing. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -22,9 +22,9 @@
 #include <json-c/json.h>
 
 #include "config/config.h"
-#include "core/buf.h"
-#include "core/topdesk.h"
-#include "core/xalloc.h"
+#include "core/util/buf.h"
+#include "core/clients/topdesk.h"
+#include "core/util/xalloc.h"
 #include "tests/unit/fake.h"
 
 #define FIELDS_PATH "/tas/api/assetmgmt/fields"

@@ -1,5 +1,5 @@
 /* Unit tests of the small modules: bounded buffers, token auth, metrics. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "cgi/auth.h"
-#include "core/buf.h"
-#include "core/metrics.h"
+#include "core/util/buf.h"
+#include "core/util/metrics.h"
 
 static void
 test_buf_cap(void **state)

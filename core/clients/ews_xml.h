@@ -1,0 +1,94 @@
+/* The SOAP side of the EWS backend (core/clients/ews.c): building every request
+ * tdhook sends to Exchange 2013 SP1 and later, and reading the answers,
+ * with libxml2.  No transport here, so the unit tests can build each
+ * request and validate it against the Exchange 2013 SP1 schemas.
+ *
+ * Every request is a SOAP 1.1 envelope whose header carries
+ * t:RequestServerVersion Version="Exchange2013_SP1" and the impersonation
+ * of the room mailbox (t:ExchangeImpersonation/t:ConnectingSID/
+ * t:SmtpAddress).  Text from outside (subjects, bodies, ids) is reduced to
+ * what XML 1.0 can carry: invalid UTF-8 becomes '?', control characters
+ * other than tab and line breaks are dropped. */
+#ifndef TDHOOK_EWS_XML_H
+#define TDHOOK_EWS_XML_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <libxml/tree.h>
+
+#include "core/clients/exchange.h"
+
+#define EWS_NS_SOAP "http://schemas.xmlsoap.org/soap/envelope/"
+#define EWS_NS_TYPES "http://schemas.microsoft.com/exchange/services/2006/types"
+#define EWS_NS_MESSAGES "http://schemas.microsoft.com/exchange/services/2006/messages"
+#define EWS_NS_ERRORS "http://schemas.microsoft.com/exchange/services/2006/errors"
+#define EWS_SERVER_VERSION "Exchange2013_SP1"
+#define EWS_FIND_MAX 10      /* FindItem by property: more than one is already odd */
+#define EWS_VIEW_MAX 1000    /* CalendarView cannot page: the most one view returns */
+
+/* Request builders.  Each returns the whole envelope, allocated (free with
+ * xmlFreeDoc()); never NULL (allocation failures exit, as xalloc does).
+ * Arguments are borrowed; NULL strings are sent as empty ones. */
+
+/* CreateItem SendMeetingInvitations="SendToNone" of a calendar item in the
+ * mailbox's own calendar, carrying the TopdeskReservationId property. */
+xmlDocPtr ews_build_create(const char *mailbox, const exchange_booking_t *b);
+/* FindItem of the items carrying reservation_id (IsEqualTo restriction). */
+xmlDocPtr ews_build_find(const char *mailbox, const char *reservation_id);
+/* FindItem with a CalendarView of [start, end), at most EWS_VIEW_MAX. */
+xmlDocPtr ews_build_view(const char *mailbox, time_t start, time_t end);
+/* GetItem of one item with body, property and parent folder. */
+xmlDocPtr ews_build_get(const char *mailbox, const char *id);
+/* GetFolder of a distinguished folder ("calendar"), ids only. */
+xmlDocPtr ews_build_get_folder(const char *mailbox, const char *distinguished);
+/* UpdateItem (SaveOnly, AutoResolve, SendToNone) of subject, body, start
+ * and end; change_key may be NULL (then the server decides). */
+xmlDocPtr ews_build_update(const char *mailbox, const char *id, const char *change_key,
+                           const exchange_booking_t *b);
+/* DeleteItem MoveToDeletedItems, SendMeetingCancellations="SendToNone". */
+xmlDocPtr ews_build_delete(const char *mailbox, const char *id);
+
+/* The document as UTF-8 text with its XML declaration; allocated, free
+ * with free(); *len its length. */
+char *ews_serialize(xmlDocPtr doc, size_t *len);
+
+/* One answer from EWS. */
+typedef struct {
+    xmlDocPtr doc;          /* owned; NULL when the answer was not XML */
+    xmlNodePtr message;     /* the first ...ResponseMessage, borrowed from doc; NULL with a fault */
+    int fault;              /* a SOAP Fault (usually with HTTP 500) */
+    int error;              /* ResponseClass="Error" or a fault */
+    char code[96];          /* ResponseCode, or the fault's code without prefix; "" when none */
+    char *text;             /* MessageText or faultstring, cleaned and capped; may be NULL */
+    long backoff_ms;        /* BackOffMilliseconds from MessageXml, or -1 */
+} ews_reply_t;
+
+/* Reads an answer to operation op ("CreateItem").  0 when data is a SOAP
+ * envelope holding op's response message or a fault (r filled; free with
+ * ews_reply_free()), -1 otherwise (r empty but safe to free).  Documents
+ * with a DTD are refused; nothing is fetched from the network. */
+int ews_reply_parse(const char *data, size_t len, const char *op, ews_reply_t *r);
+void ews_reply_free(ews_reply_t *r);
+
+/* The calendar items of a successful reply (m:Items, or m:RootFolder/
+ * t:Items for FindItem) as events; allocated array (free with
+ * exchange_events_free()).  Items without an id or readable times are
+ * skipped and counted in *skipped (may be NULL).  *complete is 0 when a
+ * FindItem reply says IncludesLastItemInRange="false" (may be NULL). */
+void ews_reply_events(const ews_reply_t *r, exchange_event_t **events, size_t *n,
+                      size_t *skipped, int *complete);
+/* The ParentFolderId Id of the first item, or the FolderId Id of the first
+ * folder of a GetFolder reply; allocated, NULL when absent. */
+char *ews_reply_parent_folder(const ews_reply_t *r);
+/* The ItemId of the first item of a reply (CreateItem answers carry only
+ * that): 0 with allocated *id and *change_key (NULL when absent), -1 when
+ * there is no item id. */
+int ews_reply_item_id(const ews_reply_t *r, char **id, char **change_key);
+char *ews_reply_folder_id(const ews_reply_t *r);
+
+/* s with control characters removed (line breaks and tabs become one
+ * space), invalid UTF-8 as '?', at most max bytes; allocated. */
+char *ews_clean(const char *s, size_t max);
+
+#endif

@@ -1,0 +1,206 @@
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clients/exchange.h"
+#include "core/util/xalloc.h"
+
+struct exchange {
+    const exchange_ops_t *ops;
+    void *impl;
+};
+
+exchange_t *
+exchange_open(const config_t *cfg, char **errstr)
+{
+    const exchange_ops_t *ops = cfg->reservations.exchange == EXCHANGE_EWS ? &exchange_ews_ops
+                                                                           : &exchange_graph_ops;
+    void *impl;
+    exchange_t *ex;
+
+    if (cfg->reservations.exchange == EXCHANGE_NONE) {
+        *errstr = xstrdup("room reservations are switched off (reservations.exchange: none)");
+        return NULL;
+    }
+    impl = ops->open(cfg, errstr);
+    if (!impl)
+        return NULL;
+    ex = xmalloc(sizeof *ex);
+    ex->ops = ops;
+    ex->impl = impl;
+    return ex;
+}
+
+void
+exchange_close(exchange_t *ex)
+{
+    if (!ex)
+        return;
+    ex->ops->close(ex->impl);
+    free(ex);
+}
+
+const char *
+exchange_name(const exchange_t *ex)
+{
+    return ex->ops->name;
+}
+
+int
+exchange_get(exchange_t *ex, const char *mailbox, const char *id, exchange_event_t **out,
+             char **errstr, long *retry_after_ms)
+{
+    *out = NULL;
+    *retry_after_ms = -1;
+    return ex->ops->get(ex->impl, mailbox, id, out, errstr, retry_after_ms);
+}
+
+int
+exchange_find(exchange_t *ex, const char *mailbox, const char *reservation_id,
+              exchange_event_t **out, char **errstr, long *retry_after_ms)
+{
+    *out = NULL;
+    *retry_after_ms = -1;
+    return ex->ops->find(ex->impl, mailbox, reservation_id, out, errstr, retry_after_ms);
+}
+
+int
+exchange_view(exchange_t *ex, const char *mailbox, time_t start, time_t end,
+              exchange_event_t **events, size_t *n, char **errstr, long *retry_after_ms)
+{
+    *events = NULL;
+    *n = 0;
+    *retry_after_ms = -1;
+    return ex->ops->view(ex->impl, mailbox, start, end, events, n, errstr, retry_after_ms);
+}
+
+int
+exchange_create(exchange_t *ex, const char *mailbox, const exchange_booking_t *b,
+                exchange_event_t **out, char **errstr, long *retry_after_ms)
+{
+    *out = NULL;
+    *retry_after_ms = -1;
+    return ex->ops->create(ex->impl, mailbox, b, out, errstr, retry_after_ms);
+}
+
+int
+exchange_update(exchange_t *ex, const char *mailbox, const exchange_event_t *old,
+                const exchange_booking_t *b, char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    return ex->ops->update(ex->impl, mailbox, old, b, errstr, retry_after_ms);
+}
+
+int
+exchange_delete(exchange_t *ex, const char *mailbox, const exchange_event_t *ev,
+                char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    return ex->ops->del(ex->impl, mailbox, ev, errstr, retry_after_ms);
+}
+
+int
+exchange_check(exchange_t *ex, const char *mailbox, char **errstr)
+{
+    return ex->ops->check(ex->impl, mailbox, errstr);
+}
+
+void
+exchange_event_free(exchange_event_t *ev)
+{
+    if (!ev)
+        return;
+    exchange_events_free(ev, 1);
+}
+
+void
+exchange_events_free(exchange_event_t *events, size_t n)
+{
+    if (!events)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(events[i].id);
+        free(events[i].change_key);
+        free(events[i].reservation_id);
+        free(events[i].subject);
+        free(events[i].body);
+    }
+    free(events);
+}
+
+/* Reads exactly n digits; -1 when they are not there. */
+static int
+exchange_digits(const char **p, int n)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (!isdigit((unsigned char)**p))
+            return -1;
+        v = v * 10 + (**p - '0');
+    }
+    return v;
+}
+
+time_t
+exchange_parse_time(const char *s)
+{
+    struct tm tm;
+    const char *p = s;
+    int y, mo, d, h, mi, sec = 0, off = 0;
+    time_t t;
+
+    if (!s)
+        return -1;
+    memset(&tm, 0, sizeof tm);
+    if ((y = exchange_digits(&p, 4)) < 0 || *p++ != '-' || (mo = exchange_digits(&p, 2)) < 0 ||
+        *p++ != '-' || (d = exchange_digits(&p, 2)) < 0 || (*p != 'T' && *p != ' '))
+        return -1;
+    p++;
+    if ((h = exchange_digits(&p, 2)) < 0 || *p++ != ':' || (mi = exchange_digits(&p, 2)) < 0)
+        return -1;
+    if (*p == ':') {
+        p++;
+        if ((sec = exchange_digits(&p, 2)) < 0)
+            return -1;
+        if (*p == '.' || *p == ',')
+            for (p++; isdigit((unsigned char)*p); p++)
+                ;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if ((oh = exchange_digits(&p, 2)) < 0)
+            return -1;
+        if (*p == ':')
+            p++;
+        if (*p) {
+            if ((om = exchange_digits(&p, 2)) < 0)
+                return -1;
+        }
+        off = sign * (oh * 3600 + om * 60);
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    return t == (time_t)-1 ? -1 : t - off;
+}
+
+void
+exchange_format_time(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+}

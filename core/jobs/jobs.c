@@ -1,0 +1,253 @@
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/jobs/jobs.h"
+#include "core/util/log.h"
+#include "core/clients/mime.h"
+#include "core/clients/smtp.h"
+#include "core/jobs/mailjob.h"
+#include "core/util/metrics.h"
+#include "core/jobs/reservation.h"
+#include "core/jobs/stock.h"
+#include "core/util/xalloc.h"
+
+/* How long a mail is tried before it becomes a dead letter: 5 days. */
+#define JOBS_MAIL_LIFETIME_MS (5LL * 24 * 3600 * 1000)
+
+static const char *const jobs_kinds[] = {"stock-check", "reservation", "reconcile", "mail"};
+
+int
+jobs_kind_known(const char *kind)
+{
+    for (size_t i = 0; i < sizeof jobs_kinds / sizeof *jobs_kinds; i++)
+        if (strcmp(kind, jobs_kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads a whole number after prefix in spec; -1 when absent or bad. */
+static long
+jobs_test_number(const char *spec, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    char *end;
+    long v;
+
+    if (strncmp(spec, prefix, n) != 0)
+        return -1;
+    errno = 0;
+    v = strtol(spec + n, &end, 10);
+    if (errno || end == spec + n || *end || v < 0)
+        return -1;
+    return v;
+}
+
+/* TDHOOK_TEST_JOB stands in for the real work in the queue's own tests:
+ * "ok" (done at once), "sleep=MS" (done after MS), "retry=N" (the first N
+ * attempts fail for now, then done), "fail" (fails for good).  Set, it
+ * decides every attempt; returns 1 then. */
+static int
+jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
+{
+    const char *spec = getenv("TDHOOK_TEST_JOB");
+    long v;
+
+    if (!spec || !*spec)
+        return 0;
+    *rc = JOB_RC_OK;
+    if ((v = jobs_test_number(spec, "sleep=")) >= 0) {
+        struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    } else if ((v = jobs_test_number(spec, "retry=")) >= 0 && job->attempts <= v) {
+        out->error = xasprintf("test: attempt %d fails for now", job->attempts);
+        *rc = JOB_RC_RETRY;
+        return 1;
+    } else if (strcmp(spec, "fail") == 0) {
+        out->error = xstrdup("test: this job fails for good");
+        *rc = JOB_RC_FAIL;
+        return 1;
+    }
+    out->result = json_object_new_object();
+    json_object_object_add(out->result, "test", json_object_new_string(spec));
+    json_object_object_add(out->result, "received", json_object_get(job->payload));
+    return 1;
+}
+
+static job_rc_t
+jobs_stock_check(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    int rc = stock_job(cfg, q, job->payload, &out->result, &out->error, &out->retry_after_ms);
+
+    if (rc == STOCK_OK)
+        return JOB_RC_OK;
+    return rc == STOCK_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+}
+
+static job_rc_t
+jobs_reservation_rc(int rc)
+{
+    if (rc == RESERVATION_OK)
+        return JOB_RC_OK;
+    return rc == RESERVATION_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+}
+
+static job_rc_t
+jobs_reservation(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *v;
+    const char *key = NULL;
+
+    if (json_object_object_get_ex(job->payload, "id", &v))
+        key = json_object_get_string(v);
+    else if (json_object_object_get_ex(job->payload, "number", &v))
+        key = json_object_get_string(v);
+    if (!key || !*key) {
+        out->error = xstrdup("the job names no reservation");
+        return JOB_RC_FAIL;
+    }
+    return jobs_reservation_rc(reservation_sync(cfg, q, key, 0, &out->result, &out->error,
+                                                &out->retry_after_ms));
+}
+
+static job_rc_t
+jobs_reconcile(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *v;
+    int days = cfg->reservations.reconcile_days;
+
+    if (json_object_object_get_ex(job->payload, "days", &v))
+        days = json_object_get_int(v);
+    return jobs_reservation_rc(reservation_reconcile(cfg, q, days, 0, &out->result, &out->error,
+                                                     &out->retry_after_ms));
+}
+
+static job_rc_t
+jobs_mail(const config_t *cfg, const job_t *job, job_outcome_t *out)
+{
+    char *err = NULL;
+    int rc = mailjob_send(cfg, job->payload, &err);
+
+    if (rc == SMTP_OK) {
+        out->result = json_object_new_object();
+        json_object_object_add(out->result, "sent", json_object_new_boolean(1));
+        if (err)
+            json_object_object_add(out->result, "warning", json_object_new_string(err));
+        free(err);
+        return JOB_RC_OK;
+    }
+    out->error = err ? err : xstrdup("mail could not be sent");
+    return rc == SMTP_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+}
+
+job_rc_t
+jobs_run(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    job_rc_t rc = JOB_RC_OK;
+
+    out->result = NULL;
+    out->error = NULL;
+    out->retry_after_ms = -1;
+    if (!jobs_kind_known(job->kind)) {
+        out->error = xasprintf("unknown job kind \"%s\"", job->kind);
+        return JOB_RC_FAIL;
+    }
+    if (jobs_test_hook(job, out, &rc))
+        return rc;
+    if (strcmp(job->kind, "stock-check") == 0)
+        return jobs_stock_check(cfg, q, job, out);
+    if (strcmp(job->kind, "mail") == 0)
+        return jobs_mail(cfg, job, out);
+    if (strcmp(job->kind, "reservation") == 0)
+        return jobs_reservation(cfg, q, job, out);
+    return jobs_reconcile(cfg, q, job, out);
+}
+
+/* Tells admin_mail about a dead letter, through the queue like any mail.
+ * A dead mail job is only logged: mailing about it could loop. */
+static void
+jobs_mail_dead(const config_t *cfg, queue_t *q, const char *kind, const char *id,
+               const char *error)
+{
+    char *subject, *text, *message;
+    mime_msg_t msg;
+
+    if (strcmp(kind, "mail") == 0 || cfg->admin_mail.n == 0)
+        return;
+    subject = xasprintf("tdhook: %s job %s failed", kind, id);
+    text = xasprintf("The %s job %s failed and will not be tried again by itself.\n\n"
+                     "What went wrong:\n  %s\n\n"
+                     "When the cause is fixed, run it again with:\n  tdhook queue retry %s\n"
+                     "or remove it with:\n  tdhook queue drop %s\n",
+                     kind, id, error ? error : "(no reason recorded)", id, id);
+    msg = (mime_msg_t){cfg->mail.from, cfg->admin_mail.v, cfg->admin_mail.n, subject, text,
+                       NULL, NULL, 0};
+    message = mime_build(&msg);
+    if (mailjob_enqueue(q, cfg->admin_mail.v, cfg->admin_mail.n, message, NULL) != QUEUE_OK)
+        log_error("could not queue the dead-letter mail for job %s", id);
+    free(message);
+    free(text);
+    free(subject);
+}
+
+int
+jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
+{
+    job_t *job = NULL;
+    job_outcome_t out;
+    job_status_t status = JOB_RETRYING;
+    job_rc_t rc;
+    char kind[sizeof job->kind];
+    char id[QUEUE_ID_MAX];
+    int qrc;
+
+    qrc = queue_claim(q, &job, wait_ms);
+    if (qrc == QUEUE_EMPTY)
+        return 0;
+    if (qrc != QUEUE_OK)
+        return -1;
+    snprintf(kind, sizeof kind, "%s", job->kind);
+    snprintf(id, sizeof id, "%s", job->id);
+    log_set_request(id);
+    log_info("%s job: attempt %d", kind, job->attempts);
+    rc = jobs_run(cfg, q, job, &out);
+    switch (rc) {
+    case JOB_RC_OK:
+        qrc = queue_done(q, job, out.result);
+        metrics_job(kind, OUTCOME_DONE);
+        log_info("%s job done", kind);
+        break;
+    case JOB_RC_RETRY:
+        /* Mail is tried for days, as an MTA would; the rest by attempts. */
+        if (strcmp(kind, "mail") == 0)
+            qrc = queue_retry_for(q, job, out.error, out.retry_after_ms, JOBS_MAIL_LIFETIME_MS,
+                                  &status);
+        else
+            qrc = queue_retry(q, job, out.error, out.retry_after_ms, &status);
+        if (status == JOB_DEAD) {
+            metrics_job(kind, OUTCOME_DEAD);
+            log_error("%s job failed and has no attempts left, now a dead letter: %s", kind, out.error);
+            jobs_mail_dead(cfg, q, kind, id, out.error);
+        } else {
+            metrics_job(kind, OUTCOME_RETRY);
+            log_warn("%s job failed, will retry: %s", kind, out.error);
+        }
+        break;
+    default:
+        qrc = queue_fail(q, job, out.error);
+        metrics_job(kind, OUTCOME_DEAD);
+        log_error("%s job failed for good, now a dead letter: %s", kind, out.error);
+        jobs_mail_dead(cfg, q, kind, id, out.error);
+        break;
+    }
+    if (qrc != QUEUE_OK)
+        log_error("could not record the outcome of job %s (it will run again)", id);
+    json_object_put(out.result);
+    free(out.error);
+    log_set_request(NULL);
+    return 1;
+}
