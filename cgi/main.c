@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
+#include "core/util/testseam.h"
 #include "core/util/xalloc.h"
 
 static const char usage_text[] =
@@ -180,7 +181,8 @@ main(int argc, char **argv)
             return usage(stdout, EX_OK);
         } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
             free(args);
-            printf("tdhook %s\n", PACKAGE_VERSION);
+            printf("tdhook %s%s\n", PACKAGE_VERSION,
+                   testseam_enabled() ? " (a test build: TDHOOK_TEST_* seams compiled in)" : "");
             return EX_OK;
         } else {
             args[nargs++] = argv[i];

@@ -24,6 +24,7 @@
 #include "core/jobs/jobs.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
+#include "core/util/testseam.h"
 #include "core/queue/queue.h"
 #include "core/util/xalloc.h"
 
@@ -272,19 +273,14 @@ serve_now_ms(void)
 }
 
 /* How often the master checkpoints: SERVE_CHECKPOINT_MS, or for the tests
- * of the journal TDHOOK_TEST_CHECKPOINT_MS (0: never, so that what a worker
- * stored is left to its journal alone). */
+ * of the journal the seam TDHOOK_TEST_CHECKPOINT_MS (0: never, so that what
+ * a worker stored is left to its journal alone). */
 static long long
 serve_checkpoint_ms(void)
 {
-    const char *env = getenv("TDHOOK_TEST_CHECKPOINT_MS");
-    char *end;
-    long long v;
+    static long ms = -1;
 
-    if (!env || !*env)
-        return SERVE_CHECKPOINT_MS;
-    v = strtoll(env, &end, 10);
-    return *end || v < 0 ? SERVE_CHECKPOINT_MS : v;
+    return testseam_number("TDHOOK_TEST_CHECKPOINT_MS", 86400000L, SERVE_CHECKPOINT_MS, &ms);
 }
 
 /* The queue of HTTP worker `slot`, with its journal when it can have one. */

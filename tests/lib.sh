@@ -70,6 +70,13 @@ fail() {
     say "FAIL: $*"
 }
 
+# need_test_seams: the suite sets TDHOOK_TEST_* variables, which only a
+# build configured with --enable-test-seams reads (as tests/run.sh does).
+need_test_seams() {
+    "$TDHOOK" --version 2>/dev/null | grep -q 'test build' ||
+        skip "$TDHOOK is not a test build: configure with --enable-test-seams (tests/run.sh does)"
+}
+
 need_cmd() {
     command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed"
 }

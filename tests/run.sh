@@ -2,7 +2,9 @@
 # The whole test run: `bash tests/run.sh` from the top of the tree.
 #
 #  1. as root, installs the Debian packages that are missing;
-#  2. build/release: autogen, configure, make, make check (unit tests,
+#  2. build/release: autogen, configure --enable-test-seams (the
+#     TDHOOK_TEST_* variables the suites use; see core/util/testseam.h),
+#     make, make check (unit tests,
 #     integration tests with a real nginx, the banned-function check);
 #  3. build/debug: clang with --enable-debug --enable-fuzz (-Werror, ASan,
 #     UBSan), make check again under the sanitizers;
@@ -148,14 +150,14 @@ show_failures() {
     done < <(find "$1" -name '*.trs' | sort)
 }
 
-build release || true
+build release --enable-test-seams || true
 
 if [ "${SKIP_DEBUG:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     if command -v clang >/dev/null 2>&1; then
         # The fakes' own self-tests run no C code: once is enough.
-        CHECK_ARGS="FAKE_TESTS=" build debug CC=clang --enable-debug --enable-fuzz || true
+        CHECK_ARGS="FAKE_TESTS=" build debug CC=clang --enable-debug --enable-fuzz --enable-test-seams || true
         step "fuzzing, $FUZZ_SECONDS s per target"
         t0=$(date +%s)
         if bash "$top/tests/fuzz/run.sh" "$top/build/debug" | tee "$logdir/fuzz.log"; then

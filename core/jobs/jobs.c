@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/jobs/jobs.h"
+#include "core/util/testseam.h"
 #include "core/util/log.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
@@ -46,14 +47,14 @@ jobs_test_number(const char *spec, const char *prefix)
     return v;
 }
 
-/* TDHOOK_TEST_JOB stands in for the real work in the queue's own tests:
+/* TDHOOK_TEST_JOB (a test seam) stands in for the real work in the queue's own tests:
  * "ok" (done at once), "sleep=MS" (done after MS), "retry=N" (the first N
  * attempts fail for now, then done), "fail" (fails for good).  Set, it
  * decides every attempt; returns 1 then. */
 static int
 jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
 {
-    const char *spec = getenv("TDHOOK_TEST_JOB");
+    const char *spec = testseam_str("TDHOOK_TEST_JOB");
     long v;
 
     if (!spec || !*spec)

@@ -45,6 +45,7 @@
 #include "core/util/log.h"
 #include "core/queue/queue.h"
 #include "core/util/random.h"
+#include "core/util/testseam.h"
 #include "core/util/xalloc.h"
 
 #define JOB_ID_LEN 24
@@ -321,25 +322,6 @@ write_durable(const queue_t *q, int dir, const char *name, const char *data, siz
     return write_file(q, dir, name, data, len, 1);
 }
 
-/* A switch for the tests from the environment ("1": on), read once into
- * *cache (-1 until then; whoever sets it later keeps it). */
-static int
-test_switch(const char *name, int *cache)
-{
-    int v = __atomic_load_n(cache, __ATOMIC_RELAXED);
-
-    if (v < 0) {
-        const char *env = getenv(name);
-        int unset = -1;
-
-        v = env && strcmp(env, "1") == 0;
-        if (!__atomic_compare_exchange_n(cache, &unset, v, 0, __ATOMIC_RELAXED,
-                                         __ATOMIC_RELAXED))
-            v = unset;
-    }
-    return v;
-}
-
 /* Links the unnamed file fd (O_TMPFILE) in as path.  AT_EMPTY_PATH would
  * need CAP_DAC_READ_SEARCH; the file's /proc link needs only /proc. */
 static int
@@ -366,7 +348,7 @@ write_quick(const queue_t *q, int dir, const char *name, const char *data, size_
     const char *what = "write";
     int fd, rc = -1;
 
-    if (test_switch("TDHOOK_TEST_NO_TMPFILE", &no_tmpfile))
+    if (testseam_flag("TDHOOK_TEST_NO_TMPFILE", &no_tmpfile))
         return write_file(q, dir, name, data, len, 0);
     fd = open(q->dirs[dir], O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -420,25 +402,15 @@ nap_us(long us)
     nanosleep(&ts, NULL);
 }
 
-/* TDHOOK_TEST_ENQUEUE_DELAY_MS: for the tests only, an enqueue of a server
- * waits this long once it holds its place in the shared count, so that a
- * test can kill a worker there.  0 (unset) in production. */
+/* TDHOOK_TEST_ENQUEUE_DELAY_MS (a test seam): an enqueue of a server waits
+ * this long once it holds its place in the shared count, so that a test can
+ * kill a worker there.  0 in a production build. */
 static long
 test_enqueue_delay_ms(void)
 {
     static long ms = -1;
-    long v = __atomic_load_n(&ms, __ATOMIC_RELAXED);
 
-    if (v < 0) {
-        const char *env = getenv("TDHOOK_TEST_ENQUEUE_DELAY_MS");
-        char *end;
-
-        v = env && *env ? strtol(env, &end, 10) : 0;
-        if (!env || !*env || *end || v < 0 || v > 60000)
-            v = 0;
-        __atomic_store_n(&ms, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    return testseam_number("TDHOOK_TEST_ENQUEUE_DELAY_MS", 60000, 0, &ms);
 }
 
 /* An HTTP worker's enqueue (slot) enters the count: it waits while a
@@ -1364,7 +1336,7 @@ group_always(void)
 {
     static int always = -1;
 
-    return test_switch("TDHOOK_TEST_GROUP_FILES", &always);
+    return testseam_flag("TDHOOK_TEST_GROUP_FILES", &always);
 }
 
 /* Adds a job's entry to the leader's group. */

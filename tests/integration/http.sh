@@ -6,6 +6,7 @@ set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=tests/lib.sh disable=SC1091
 . "$top_srcdir/tests/lib.sh"
+need_test_seams
 
 t_setup nginx
 # What a job attempt does: "echo" completes it at once with what it

@@ -7,6 +7,7 @@ set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=tests/lib.sh disable=SC1091
 . "$top_srcdir/tests/lib.sh"
+need_test_seams
 
 need_cmd pgrep
 t_setup nginx
