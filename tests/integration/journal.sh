@@ -242,6 +242,17 @@ assert_eq "group files: a kept group file is split, nothing restored" 0 \
     "$(($(restored_lines) - before))"
 check "group files: six jobs, each once" \
     test "$(find "$T/state/queue" -name '*.job' | wc -l)" -eq 6
+# A listing shows every job, however many group files hold them: more than
+# one batch of the split (256 group files).
+for i in $(seq 1 300); do
+    post_hook /hooks/reservation "{\"number\": \"R 2412 $((3000 + i))\", \"event\": \"changed\"}"
+    [ "$RES_STATUS" = 202 ] || break
+done
+assert_status 202 "group files: 300 more hooks accepted"
+check "group files: 300 group files before the listing" test "$(group_files)" -ge 300
+listed=$("$TDHOOK" -c "$T/tdhook.yaml" queue list 2>&1 | grep -c ' reservation ')
+assert_eq "group files: queue list shows every job (6 + 300)" 306 "$listed"
+assert_eq "group files: the listing split every group file" 0 "$(group_files)"
 # A group file that is not one goes to dead/ instead of blocking the queue.
 printf 'not a group file' >"$T/state/queue/${gids[0]%???}fff.2.jobs"
 get_auth /jobs/000000000000-00000000000
