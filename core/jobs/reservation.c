@@ -202,6 +202,27 @@ rsv_state_save(const config_t *cfg, const char *resid, json_object *state)
     free(path);
 }
 
+/* Records, before an appointment is created in mailbox, that tdhook may
+ * have booked there (write-ahead): the id is not known yet, so the entry is
+ * "" and the room is searched by the reservation's property.  A create
+ * followed by a failed step or a kill leaves the room on record, so a later
+ * sync removes the appointment once the reservation has left the room.
+ * The entry stays until the appointment is known to be gone. */
+static void
+rsv_state_record(const config_t *cfg, const char *resid, json_object *state,
+                 const char *mailbox)
+{
+    json_object *rooms = rsv_get(state, "rooms"), *hint = json_object_get(rsv_get(state, "hint"));
+
+    if (rsv_get(rooms, mailbox))
+        return;
+    json_object_object_add(rooms, mailbox, json_object_new_string(""));
+    json_object_object_del(state, "hint");   /* a hint is this run's, never kept */
+    rsv_state_save(cfg, resid, state);
+    if (hint)
+        json_object_object_add(state, "hint", hint);
+}
+
 /* Serialises the jobs of one reservation; returns the lock fd or -1. */
 static int
 rsv_lock(const config_t *cfg, const char *resid)
@@ -361,7 +382,7 @@ rsv_find(rsv_t *rs, const char *mailbox, const char *known_id, const char *resid
     int rc;
 
     *ev = NULL;
-    if (known_id) {
+    if (known_id && *known_id) {   /* "": recorded before its create, id not known */
         rc = exchange_get(rs->ex, mailbox, known_id, ev, errstr, retry);
         if (rc == EXCHANGE_OK && (*ev)->reservation_id && strcasecmp((*ev)->reservation_id, resid) == 0)
             return EXCHANGE_OK;
@@ -415,10 +436,10 @@ rsv_same(const exchange_event_t *ev, const exchange_booking_t *b)
 /* Brings one reserved room in line.  Adds its result to rooms; sets
  * *event_id (allocated) to the appointment that stands. */
 static int
-rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state_rooms,
+rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state,
          json_object *rooms, char **event_id, char **errstr, long *retry)
 {
-    json_object *loc = rsv_get(fac, "location"), *known;
+    json_object *loc = rsv_get(fac, "location"), *known, *state_rooms = rsv_get(state, "rooms");
     const char *resid = rsv_str(r, "id"), *room = rsv_str(loc, "name");
     const char *start_s = rsv_str(fac, "plannedStartDate"), *end_s = rsv_str(fac, "plannedEndDate");
     char *mailbox = NULL, *subject = NULL, *body = NULL, *what = NULL, *txid = NULL, *key;
@@ -512,6 +533,7 @@ rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *s
     }
     if (!ev) {
         if (!rs->dry_run) {
+            rsv_state_record(rs->cfg, resid, state, mailbox);
             rc = exchange_create(rs->ex, mailbox, &b, &made, errstr, retry);
             if (rc != EXCHANGE_OK)
                 goto exchange_error;
@@ -744,7 +766,7 @@ rsv_sync_one(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *r
                                        json_object_get(rsv_get(state, "hint")));
         }
         free(mailbox);
-        rc = rsv_room(rs, r, fac, active, state_rooms, rooms, &event_id, errstr, retry);
+        rc = rsv_room(rs, r, fac, active, state, rooms, &event_id, errstr, retry);
         if (rc != RESERVATION_OK) {
             free(event_id);
             break;

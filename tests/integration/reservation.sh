@@ -929,14 +929,80 @@ dry() {
     "$TDHOOK" -c "$T/tdhook.yaml" "$@" --dry-run 2>>"$T/dry.err"
 }
 
+# job_retrying ID: GET /jobs/ID says the job failed for now.
+job_retrying() {
+    get_auth "/jobs/$1"
+    [ "$(json_str status)" = retrying ]
+}
+
+# has_appts N RID MAILBOX: RID has N appointments in MAILBOX.
+has_appts() {
+    [ "$(n_appts "$2" "$3")" = "$1" ]
+}
+
+# A room is on record before its appointment is made there (write-ahead):
+# the create succeeds, the step after it (the match key, a PATCH of the
+# reservation) fails for now, and the reservation moves to another room
+# before the job's next attempt.  The next attempt must remove the
+# appointment it made in the first room.
+sc_write_ahead_fail() {
+    local rid id
+    rid=$(new_res "$(booking "$SLOT" "$BOARD")") || { setup_failed; return; }
+    ctl POST "$TD/__fake/faults" "{\"rules\": [{\"path\": \"/tas/api/reservations/$rid\", \"method\": \"PATCH\", \"status\": 503, \"times\": 1000}]}" >/dev/null
+    post_hook /hooks/reservation "{\"id\": \"$rid\", \"event\": \"created\"}"
+    assert_status 202 "write-ahead, failed step: hook accepted"
+    id=$(json_str job)
+    check "write-ahead, failed step: the boardroom got its appointment" \
+        wait_until 15 has_appts 1 "$rid" "$MBBOARD"
+    res_patch "$rid" "{\"rooms\": [\"$V101\"]}"
+    check "write-ahead, failed step: the attempt failed after the create" \
+        wait_until 15 job_retrying "$id"
+    ctl POST "$TD/__fake/faults" '{"rules": []}' >/dev/null
+    if wait_done "$id" 30; then
+        ok "write-ahead, failed step: the job is done after its retries"
+    else
+        fail "write-ahead, failed step: job $id not done: $(printf '%s' "$JOB_BODY" | head -c 400)"
+    fi
+    expect_one "$rid" "$MB101" "$(at "$SLOT" 10:00)" "$(at "$SLOT" 11:00)" "write-ahead, failed step"
+    assert_eq "write-ahead, failed step: nothing left in the boardroom" 0 "$(n_appts "$rid" "$MBBOARD")"
+}
+
+# The same with the runner killed (kill -9) between the create and the
+# match key: the job runs again after the restart, in the new room.
+sc_write_ahead_kill() {
+    local rid id pids
+    rid=$(new_res "$(booking "$SLOT" "$BOARD")") || { setup_failed; return; }
+    ctl POST "$TD/__fake/faults" "{\"rules\": [{\"path\": \"/tas/api/reservations/$rid\", \"method\": \"PATCH\", \"delay_ms\": 5000, \"status\": 503, \"times\": 1}]}" >/dev/null
+    post_hook /hooks/reservation "{\"id\": \"$rid\", \"event\": \"created\"}"
+    assert_status 202 "write-ahead, kill: hook accepted"
+    id=$(json_str job)
+    check "write-ahead, kill: the boardroom got its appointment" \
+        wait_until 15 has_appts 1 "$rid" "$MBBOARD"
+    # The attempt now waits 5 s for its match key: move the reservation,
+    # then kill the runner in the middle of it.
+    res_patch "$rid" "{\"rooms\": [\"$V101\"]}"
+    pids=$(pgrep -P "$TDHOOK_PID" -x tdhook-runner | tr '\n' ' ')
+    # shellcheck disable=SC2086  # one pid a word
+    kill -KILL $pids 2>/dev/null
+    ok "write-ahead, kill: kill -9 of the runners ($pids) during the match key"
+    if wait_done "$id" 30; then
+        ok "write-ahead, kill: the job ran again and is done"
+    else
+        fail "write-ahead, kill: job $id not done: $(printf '%s' "$JOB_BODY" | head -c 400)"
+    fi
+    expect_one "$rid" "$MB101" "$(at "$SLOT" 10:00)" "$(at "$SLOT" 11:00)" "write-ahead, kill"
+    assert_eq "write-ahead, kill: nothing left in the boardroom" 0 "$(n_appts "$rid" "$MBBOARD")"
+    ctl POST "$TD/__fake/faults" '{"rules": []}' >/dev/null
+}
+
 # --- the table -------------------------------------------------------------------
 # NAME or NAME:BACKEND (that backend only).  Reconcile covers every
 # reservation in the window, so it comes after the webhook scenarios, and
 # dry_run (whose reservation no webhook announces) after reconcile.
 
 TABLE=(create reschedule room_swap cancel same_twice out_of_order token_expiry:graph ntlm:ews
-    throttling conflict unmapped_room requester_without_email reconcile_deleted reconcile_moved
-    reconcile_foreign dry_run)
+    throttling conflict unmapped_room requester_without_email write_ahead_fail write_ahead_kill
+    reconcile_deleted reconcile_moved reconcile_foreign dry_run)
 
 passed=0
 failed=0
