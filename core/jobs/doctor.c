@@ -8,6 +8,7 @@
 
 #include "core/util/buf.h"
 #include "core/jobs/doctor.h"
+#include "core/jobs/texts.h"
 #include "core/clients/exchange.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
@@ -375,8 +376,7 @@ doctor_mail(doctor_list_t *l, const config_t *cfg, int send_mail)
         return;
     }
     msg = (mime_msg_t){cfg->mail.from, cfg->admin_mail.v, cfg->admin_mail.n,
-                       "tdhook doctor: test mail",
-                       "This mail shows that tdhook can send mail from this address.\n", NULL, NULL, 0};
+                       text_get(T_DOCTOR_SUBJECT), text_get(T_DOCTOR_BODY), NULL, NULL, 0};
     message = mime_build(&msg);
     rc = smtp_send(cfg, cfg->admin_mail.v, cfg->admin_mail.n, message, &err);
     if (rc == SMTP_OK)

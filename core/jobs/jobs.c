@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/jobs/jobs.h"
+#include "core/jobs/texts.h"
 #include "core/util/testseam.h"
 #include "core/util/log.h"
 #include "core/clients/mime.h"
@@ -179,12 +180,9 @@ jobs_mail_dead(const config_t *cfg, queue_t *q, const char *kind, const char *id
 
     if (strcmp(kind, "mail") == 0 || cfg->admin_mail.n == 0)
         return;
-    subject = xasprintf("tdhook: %s job %s failed", kind, id);
-    text = xasprintf("The %s job %s failed and will not be tried again by itself.\n\n"
-                     "What went wrong:\n  %s\n\n"
-                     "When the cause is fixed, run it again with:\n  tdhook queue retry %s\n"
-                     "or remove it with:\n  tdhook queue drop %s\n",
-                     kind, id, error ? error : "(no reason recorded)", id, id);
+    subject = text_format(T_DEAD_SUBJECT, "kind", kind, "id", id, NULL);
+    text = text_format(T_DEAD_BODY, "kind", kind, "id", id, "error",
+                       error ? error : text_get(T_DEAD_NO_REASON), NULL);
     msg = (mime_msg_t){cfg->mail.from, cfg->admin_mail.v, cfg->admin_mail.n, subject, text,
                        NULL, NULL, 0};
     message = mime_build(&msg);

@@ -1,29 +1,24 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "core/util/buf.h"
-#include "core/util/log.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
+#include "core/clients/topdesk.h"
 #include "core/jobs/mailjob.h"
 #include "core/jobs/stock.h"
-#include "core/clients/topdesk.h"
+#include "core/jobs/texts.h"
+#include "core/util/buf.h"
+#include "core/util/log.h"
 #include "core/util/xalloc.h"
 
 /* The link type "asset is in stock" (Assets API 1.91.1). */
 #define STOCK_CAPABILITY "dad98dad-054b-41ae-a727-3e3b37342739"
 #define STOCK_PAGE 1000
-#define STOCK_REPORT_MAX (64u * 1024 * 1024)
-#define STOCK_STATE_FILE "stock-state.json"
 
 typedef struct {
     stock_report_t *r;
@@ -542,366 +537,6 @@ out:
     return STOCK_OK;
 }
 
-/* --- renderings ----------------------------------------------------------- */
-
-static int
-stock_shown(const stock_room_t *room, int only_new)
-{
-    if (room->shortfall <= 0 && room->has_minimum)
-        return 0;
-    return !only_new || room->is_new;
-}
-
-/* Characters (not bytes) of a UTF-8 string, for column widths. */
-static size_t
-stock_width(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
-static void
-stock_pad(buf_t *b, const char *s, size_t width)
-{
-    size_t w = stock_width(s);
-
-    buf_puts(b, s);
-    for (; w < width; w++)
-        buf_puts(b, " ");
-}
-
-static char *
-stock_place(const stock_room_t *room)
-{
-    if (room->location && room->branch)
-        return xasprintf("%s / %s", room->location, room->branch);
-    if (room->location || room->branch)
-        return xstrdup(room->location ? room->location : room->branch);
-    return xstrdup("-");
-}
-
-static void
-stock_summary(buf_t *b, const stock_report_t *r, int only_new)
-{
-    size_t shown_short = 0, shown_nomin = 0;
-
-    for (size_t i = 0; i < r->n; i++)
-        if (stock_shown(&r->rooms[i], only_new)) {
-            if (r->rooms[i].shortfall > 0)
-                shown_short++;
-            else
-                shown_nomin++;
-        }
-    buf_printf(b, "Stock check of %s: %zu of %zu stock rooms %s under their minimum%s",
-               r->generated, r->nshort, r->n, r->nshort == 1 ? "is" : "are",
-               only_new ? "" : ".");
-    if (only_new)
-        buf_printf(b, "; %zu fell short since the last report.", shown_short);
-    if (r->nnominimum)
-        buf_printf(b, " %zu %s no minimum set.", r->nnominimum, r->nnominimum == 1 ? "has" : "have");
-    (void)shown_nomin;
-}
-
-char *
-stock_report_text(const stock_report_t *r, int only_new)
-{
-    buf_t b;
-    size_t wname = strlen("Stock room"), wplace = strlen("Location / branch");
-    int any_short = 0, any_nomin = 0;
-
-    buf_init(&b, STOCK_REPORT_MAX);
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-        char *place;
-
-        if (!stock_shown(room, only_new) || room->shortfall <= 0)
-            continue;
-        place = stock_place(room);
-        if (stock_width(room->name) > wname)
-            wname = stock_width(room->name);
-        if (stock_width(place) > wplace)
-            wplace = stock_width(place);
-        free(place);
-    }
-    stock_summary(&b, r, only_new);
-    buf_puts(&b, "\n\n");
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-        char *place;
-
-        if (!stock_shown(room, only_new) || room->shortfall <= 0)
-            continue;
-        if (!any_short) {
-            buf_puts(&b, "Under the minimum, to reorder:\n\n");
-            stock_pad(&b, "Stock room", wname + 2);
-            stock_pad(&b, "Location / branch", wplace + 2);
-            buf_puts(&b, "  Count  Minimum  Short\n");
-            any_short = 1;
-        }
-        place = stock_place(room);
-        stock_pad(&b, room->name, wname + 2);
-        stock_pad(&b, place, wplace + 2);
-        buf_printf(&b, "%7ld  %7ld  %5ld\n", room->count, room->minimum, room->shortfall);
-        free(place);
-    }
-    if (!any_short)
-        buf_puts(&b, "No stock room is under its minimum.\n");
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-        char *place;
-
-        if (!stock_shown(room, only_new) || room->has_minimum)
-            continue;
-        if (!any_nomin) {
-            buf_puts(&b, "\nWithout a minimum (fill in the field on the stock room's card):\n\n");
-            any_nomin = 1;
-        }
-        place = stock_place(room);
-        buf_printf(&b, "  %s (%s): %ld in stock\n", room->name, place, room->count);
-        free(place);
-    }
-    if (any_short || any_nomin) {
-        buf_puts(&b, "\nStock cards in TOPdesk:\n\n");
-        for (size_t i = 0; i < r->n; i++)
-            if (stock_shown(&r->rooms[i], only_new))
-                buf_printf(&b, "  %s: %s\n", r->rooms[i].name, r->rooms[i].url);
-    }
-    buf_printf(&b, "\n-- \ntdhook stock check, field \"%s\", %lu TOPdesk requests\n",
-               r->field_id ? r->field_id : "", r->requests);
-    return buf_steal(&b);
-}
-
-static void
-stock_html_escape(buf_t *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': buf_puts(b, "&lt;"); break;
-        case '>': buf_puts(b, "&gt;"); break;
-        case '&': buf_puts(b, "&amp;"); break;
-        case '"': buf_puts(b, "&quot;"); break;
-        case '\'': buf_puts(b, "&#39;"); break;
-        default: buf_append(b, s, 1); break;
-        }
-    }
-}
-
-char *
-stock_report_html(const stock_report_t *r, int only_new)
-{
-    buf_t b, summary;
-    int any_short = 0, any_nomin = 0;
-
-    buf_init(&b, STOCK_REPORT_MAX);
-    buf_init(&summary, 4096);
-    stock_summary(&summary, r, only_new);
-    buf_puts(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Stock check</title></head>\n"
-                 "<body style=\"font-family: sans-serif\">\n<p>");
-    stock_html_escape(&b, buf_str(&summary));
-    buf_puts(&b, "</p>\n");
-    buf_free(&summary);
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-
-        if (!stock_shown(room, only_new) || room->shortfall <= 0)
-            continue;
-        if (!any_short) {
-            buf_puts(&b, "<h3>Under the minimum, to reorder</h3>\n"
-                         "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n"
-                         "<tr><th>Stock room</th><th>Location</th><th>Branch</th>"
-                         "<th>Count</th><th>Minimum</th><th>Short</th></tr>\n");
-            any_short = 1;
-        }
-        buf_puts(&b, "<tr><td><a href=\"");
-        stock_html_escape(&b, room->url);
-        buf_puts(&b, "\">");
-        stock_html_escape(&b, room->name);
-        buf_puts(&b, "</a></td><td>");
-        stock_html_escape(&b, room->location ? room->location : "-");
-        buf_puts(&b, "</td><td>");
-        stock_html_escape(&b, room->branch ? room->branch : "-");
-        buf_printf(&b, "</td><td align=\"right\">%ld</td><td align=\"right\">%ld</td>"
-                       "<td align=\"right\"><b>%ld</b></td></tr>\n",
-                   room->count, room->minimum, room->shortfall);
-    }
-    if (any_short)
-        buf_puts(&b, "</table>\n");
-    else
-        buf_puts(&b, "<p>No stock room is under its minimum.</p>\n");
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-
-        if (!stock_shown(room, only_new) || room->has_minimum)
-            continue;
-        if (!any_nomin) {
-            buf_puts(&b, "<h3>Without a minimum</h3>\n<p>Fill in the field on the stock room's card.</p>\n<ul>\n");
-            any_nomin = 1;
-        }
-        buf_puts(&b, "<li><a href=\"");
-        stock_html_escape(&b, room->url);
-        buf_puts(&b, "\">");
-        stock_html_escape(&b, room->name);
-        buf_puts(&b, "</a> (");
-        stock_html_escape(&b, room->location ? room->location : "-");
-        buf_puts(&b, " / ");
-        stock_html_escape(&b, room->branch ? room->branch : "-");
-        buf_printf(&b, "): %ld in stock</li>\n", room->count);
-    }
-    if (any_nomin)
-        buf_puts(&b, "</ul>\n");
-    buf_puts(&b, "</body></html>\n");
-    return buf_steal(&b);
-}
-
-/* One CSV cell (RFC 4180); a cell that a spreadsheet would run as a
- * formula gets a leading apostrophe. */
-static void
-stock_csv_cell(buf_t *b, const char *s)
-{
-    buf_puts(b, "\"");
-    if (strchr("=+-@\t\r", *s) && *s)
-        buf_puts(b, "'");
-    for (; *s; s++) {
-        if (*s == '"')
-            buf_puts(b, "\"\"");
-        else
-            buf_append(b, s, 1);
-    }
-    buf_puts(b, "\"");
-}
-
-char *
-stock_report_csv(const stock_report_t *r, int only_new)
-{
-    buf_t b;
-
-    buf_init(&b, STOCK_REPORT_MAX);
-    buf_puts(&b, "stock_room,location,branch,count,minimum,shortfall,status,url\r\n");
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-
-        if (!stock_shown(room, only_new))
-            continue;
-        stock_csv_cell(&b, room->name);
-        buf_puts(&b, ",");
-        stock_csv_cell(&b, room->location ? room->location : "");
-        buf_puts(&b, ",");
-        stock_csv_cell(&b, room->branch ? room->branch : "");
-        if (room->has_minimum)
-            buf_printf(&b, ",%ld,%ld,%ld,short,", room->count, room->minimum, room->shortfall);
-        else
-            buf_printf(&b, ",%ld,,,no minimum,", room->count);
-        stock_csv_cell(&b, room->url);
-        buf_puts(&b, "\r\n");
-    }
-    return buf_steal(&b);
-}
-
-static json_object *
-stock_json_str(const char *s)
-{
-    return s ? json_object_new_string(s) : NULL;
-}
-
-json_object *
-stock_report_json(const stock_report_t *r)
-{
-    json_object *root = json_object_new_object(), *rooms = json_object_new_array();
-
-    json_object_object_add(root, "generated", json_object_new_string(r->generated));
-    json_object_object_add(root, "field", stock_json_str(r->field_id));
-    json_object_object_add(root, "stock_rooms", json_object_new_int64((int64_t)r->n));
-    json_object_object_add(root, "short", json_object_new_int64((int64_t)r->nshort));
-    json_object_object_add(root, "without_minimum", json_object_new_int64((int64_t)r->nnominimum));
-    json_object_object_add(root, "requests", json_object_new_int64((int64_t)r->requests));
-    for (size_t i = 0; i < r->n; i++) {
-        const stock_room_t *room = &r->rooms[i];
-        json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "id", json_object_new_string(room->id));
-        json_object_object_add(o, "name", json_object_new_string(room->name));
-        json_object_object_add(o, "location", stock_json_str(room->location));
-        json_object_object_add(o, "branch", stock_json_str(room->branch));
-        json_object_object_add(o, "assets", json_object_new_int64(room->assets));
-        json_object_object_add(o, "bulk_items", json_object_new_int64(room->bulk));
-        json_object_object_add(o, "count", json_object_new_int64(room->count));
-        json_object_object_add(o, "minimum",
-                               room->has_minimum ? json_object_new_int64(room->minimum) : NULL);
-        json_object_object_add(o, "shortfall", json_object_new_int64(room->shortfall));
-        json_object_object_add(o, "status",
-                               json_object_new_string(room->shortfall > 0 ? "short"
-                                                      : room->has_minimum ? "ok" : "no minimum"));
-        json_object_object_add(o, "new", json_object_new_boolean(room->is_new));
-        json_object_object_add(o, "url", json_object_new_string(room->url ? room->url : ""));
-        json_object_array_add(rooms, o);
-    }
-    json_object_object_add(root, "rooms", rooms);
-    return root;
-}
-
-/* --- repeat state ------------------------------------------------------- */
-
-/* The state: {"short":{"<id>":shortfall},"no_minimum":{"<id>":true}}. */
-size_t
-stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
-{
-    char *path = xasprintf("%s/%s", cfg->state_dir, STOCK_STATE_FILE);
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    json_object *old = json_object_from_file(path), *old_short = NULL, *old_nomin = NULL;
-    json_object *state, *now_short, *now_nomin;
-    size_t nnew = 0;
-
-    if (old) {
-        json_object_object_get_ex(old, "short", &old_short);
-        json_object_object_get_ex(old, "no_minimum", &old_nomin);
-    }
-    state = json_object_new_object();
-    now_short = json_object_new_object();
-    now_nomin = json_object_new_object();
-    for (size_t i = 0; i < r->n; i++) {
-        stock_room_t *room = &r->rooms[i];
-        json_object *v;
-
-        if (room->shortfall > 0) {
-            room->is_new = !old_short || !json_object_object_get_ex(old_short, room->id, &v);
-            json_object_object_add(now_short, room->id, json_object_new_int64(room->shortfall));
-        } else if (!room->has_minimum) {
-            room->is_new = !old_nomin || !json_object_object_get_ex(old_nomin, room->id, &v);
-            json_object_object_add(now_nomin, room->id, json_object_new_boolean(1));
-        } else {
-            room->is_new = 0;
-        }
-        nnew += room->is_new && room->shortfall > 0;
-    }
-    json_object_object_add(state, "generated", json_object_new_string(r->generated));
-    json_object_object_add(state, "short", now_short);
-    json_object_object_add(state, "no_minimum", now_nomin);
-    if (save) {
-        int fd;
-
-        mkdir(cfg->state_dir, 0700);   /* the CLI may run before any server made it */
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const char *s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
-        size_t len = strlen(s);
-
-        if (fd < 0 || write(fd, s, len) != (ssize_t)len || fsync(fd) < 0 ||
-            rename(tmp, path) < 0) {
-            log_warn("could not save %s: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-        if (fd >= 0)
-            close(fd);
-    }
-    json_object_put(state);
-    json_object_put(old);
-    free(path);
-    free(tmp);
-    return nnew;
-}
-
 /* --- the job ------------------------------------------------------------ */
 
 static char *
@@ -909,15 +544,16 @@ stock_subject(const stock_report_t *r, int only_new, size_t nnew)
 {
     const stock_room_t *top = r->n && r->rooms[0].shortfall > 0 ? &r->rooms[0] : NULL;
     size_t n = only_new ? nnew : r->nshort;
+    char num[24], shortfall[24];
 
+    text_num(num, (long)n);
     if (!n)
-        return xasprintf("Stock check: no stock room under its minimum");
-    if (top && n > 1 && !only_new)
-        return xasprintf("Stock below minimum: %zu stock rooms (most short: %s, %ld)", n,
-                         top->name, top->shortfall);
-    if (top && n == 1 && !only_new)
-        return xasprintf("Stock below minimum: %s (%ld short)", top->name, top->shortfall);
-    return xasprintf("Stock below minimum: %zu stock room%s newly short", n, n == 1 ? "" : "s");
+        return text_format(T_STOCK_SUBJECT_NONE, NULL);
+    if (top && !only_new)
+        return text_format(n == 1 ? T_STOCK_SUBJECT_ONE : T_STOCK_SUBJECT_MANY, "rooms", num,
+                           "name", top->name, "short", text_num(shortfall, top->shortfall), NULL);
+    return text_format(n == 1 ? T_STOCK_SUBJECT_NEW_ONE : T_STOCK_SUBJECT_NEW_MANY, "new", num,
+                       NULL);
 }
 
 const config_list_t *
@@ -944,7 +580,8 @@ stock_digest(const config_t *cfg, const stock_report_t *r, size_t nnew, const co
     int only_new = cfg->stock_check.repeat == REPEAT_ONLY_NEW;
     char *text = stock_report_text(r, only_new), *html = stock_report_html(r, only_new);
     char *csv = stock_report_csv(r, only_new), *subject = stock_subject(r, only_new, nnew);
-    mime_attachment_t att = {"stock-check.csv", "text/csv; charset=utf-8", csv, strlen(csv)};
+    mime_attachment_t att = {text_get(T_STOCK_CSV_FILE), "text/csv; charset=utf-8", csv,
+                             strlen(csv)};
     mime_msg_t msg = {cfg->mail.from, to->v, to->n, subject, text, html, &att, 1};
     char *message = mime_build(&msg);
 

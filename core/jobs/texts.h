@@ -1,0 +1,86 @@
+/* Every sentence tdhook mails to a person, in one place per language, with
+ * named placeholders.  The jobs say what happened (a text id and its facts);
+ * this module says it in words.
+ *
+ * A placeholder is {name}; its value comes from the name, value pairs that
+ * follow the id in text_append() and text_format().  A text table is one
+ * array per language in core/jobs/texts.c: a second language is one more
+ * array, and a text missing there falls back to English. */
+#ifndef TDHOOK_TEXTS_H
+#define TDHOOK_TEXTS_H
+
+#include "core/util/buf.h"
+
+typedef enum { TEXT_EN, TEXT_LANGS } text_lang_t;
+
+typedef enum {
+    /* reservation notices: {number} {room} {field} {what} {mailbox} {error}
+     * {requester} {description} {start} {end} */
+    T_NOTICE_UNMAPPED_SUBJECT,
+    T_NOTICE_UNMAPPED_BODY,
+    T_NOTICE_CONFLICT_SUBJECT,
+    T_NOTICE_CONFLICT_BODY,
+    T_NOTICE_REFUSED_SUBJECT,
+    T_NOTICE_REFUSED_BODY,
+    T_NOTICE_NO_EMAIL_SUBJECT,
+    T_NOTICE_NO_EMAIL_BODY,
+    T_NOTICE_FOOTER,
+    /* the stock digest: {generated} {short} {rooms} {new} {nominimum}
+     * {name} {count} {field} {requests} */
+    T_STOCK_SUBJECT_NONE,
+    T_STOCK_SUBJECT_ONE,
+    T_STOCK_SUBJECT_MANY,
+    T_STOCK_SUBJECT_NEW_ONE,
+    T_STOCK_SUBJECT_NEW_MANY,
+    T_STOCK_SUMMARY_ONE,
+    T_STOCK_SUMMARY_MANY,
+    T_STOCK_SUMMARY_NEW,
+    T_STOCK_SUMMARY_NOMIN_ONE,
+    T_STOCK_SUMMARY_NOMIN_MANY,
+    T_STOCK_TITLE,
+    T_STOCK_SHORT_HEADING,
+    T_STOCK_NONE_SHORT,
+    T_STOCK_NOMIN_HEADING,
+    T_STOCK_NOMIN_HINT,
+    T_STOCK_NOMIN_LINE,
+    T_STOCK_CARDS_HEADING,
+    T_STOCK_IN_STOCK,
+    T_STOCK_FOOTER,
+    T_STOCK_COL_ROOM,
+    T_STOCK_COL_PLACE,
+    T_STOCK_COL_LOCATION,
+    T_STOCK_COL_BRANCH,
+    T_STOCK_COL_COUNT,
+    T_STOCK_COL_MINIMUM,
+    T_STOCK_COL_SHORT,
+    T_STOCK_CSV_HEADER,
+    T_STOCK_CSV_SHORT,
+    T_STOCK_CSV_NOMIN,
+    T_STOCK_CSV_FILE,
+    /* to admin_mail: {kind} {id} {error} */
+    T_DEAD_SUBJECT,
+    T_DEAD_BODY,
+    T_DEAD_NO_REASON,
+    T_DOCTOR_SUBJECT,
+    T_DOCTOR_BODY,
+    T_COUNT
+} text_id_t;
+
+/* The language the texts are given in from now on (English until set). */
+void text_language(text_lang_t lang);
+
+/* The text id as it stands in the table, placeholders unfilled; static. */
+const char *text_get(text_id_t id);
+
+/* Appends text id to b with its placeholders filled from the name, value
+ * pairs that follow (const char *, ended by NULL).  A value NULL is "",
+ * a placeholder without a pair stays as it is written. */
+void text_append(buf_t *b, text_id_t id, ...) __attribute__((sentinel));
+
+/* The same, allocated; free with free(). */
+char *text_format(text_id_t id, ...) __attribute__((sentinel));
+
+/* n as a decimal string in buf (of at least 24 bytes), for a placeholder. */
+const char *text_num(char *buf, long n);
+
+#endif
