@@ -3,48 +3,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/util/buf.h"
-#include "core/clients/exchange.h"
-#include "core/util/log.h"
 #include "core/clients/mime.h"
-#include "core/clients/smtp.h"
-#include "core/jobs/mailjob.h"
-#include "core/jobs/reservation.h"
-#include "core/clients/topdesk.h"
+#include "core/jobs/reservation_private.h"
+#include "core/util/buf.h"
+#include "core/util/log.h"
 #include "core/util/xalloc.h"
 
-/* TOPdesk's external link type must be a non-zero integer, unique per
- * integration; this one is tdhook's. */
-#define RSV_LINK_TYPE "8347"
-#define RSV_TEMPLATE_MAX (64 * 1024)
-#define RSV_MAX_ROOMS 64
-
-typedef struct {
-    char *location_id;
-    char *mailbox;       /* NULL: unmapped */
-} rsv_room_cache_t;
-
-typedef struct {
-    const config_t *cfg;
-    queue_t *q;
-    topdesk_t *td;
-    exchange_t *ex;
-    int dry_run;
-    rsv_room_cache_t cache[RSV_MAX_ROOMS * 4];
-    size_t ncache;
-    json_object *notes;   /* notifications sent or skipped */
-} rsv_t;
-
-static json_object *
+json_object *
 rsv_get(json_object *o, const char *key)
 {
     json_object *v = NULL;
@@ -54,7 +27,7 @@ rsv_get(json_object *o, const char *key)
     return json_object_is_type(v, json_type_null) ? NULL : v;
 }
 
-static const char *
+const char *
 rsv_str(json_object *o, const char *key)
 {
     json_object *v = rsv_get(o, key);
@@ -62,7 +35,7 @@ rsv_str(json_object *o, const char *key)
 }
 
 /* A dotted path such as "optionalFields1.text1"; borrowed. */
-static json_object *
+json_object *
 rsv_path(json_object *o, const char *path)
 {
     char *copy = xstrdup(path), *part = copy, *dot;
@@ -78,7 +51,7 @@ rsv_path(json_object *o, const char *path)
     return o;
 }
 
-static uint64_t
+uint64_t
 rsv_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -90,7 +63,13 @@ rsv_hash(const char *s)
     return h;
 }
 
-static int
+const char *
+rsv_number(json_object *r)
+{
+    return rsv_str(r, "number") ? rsv_str(r, "number") : "?";
+}
+
+int
 rsv_code_topdesk(int rc)
 {
     return rc == TOPDESK_ERETRY ? RESERVATION_ERETRY : RESERVATION_EFAIL;
@@ -208,7 +187,7 @@ rsv_state_save(const config_t *cfg, const char *resid, json_object *state)
  * followed by a failed step or a kill leaves the room on record, so a later
  * sync removes the appointment once the reservation has left the room.
  * The entry stays until the appointment is known to be gone. */
-static void
+void
 rsv_state_record(const config_t *cfg, const char *resid, json_object *state,
                  const char *mailbox)
 {
@@ -240,356 +219,6 @@ rsv_lock(const config_t *cfg, const char *resid)
     free(dir);
     free(path);
     return fd;
-}
-
-/* --- notifications ----------------------------------------------------- */
-
-/* Mails one problem once: the requester (when to_requester and known) and
- * reservations.notify.to.  key names the problem; the same key never mails
- * twice, however often the job runs. */
-static void
-rsv_notify(rsv_t *rs, json_object *r, const char *key, int to_requester, const char *subject,
-           const char *text)
-{
-    const config_t *cfg = rs->cfg;
-    const char *resid = rsv_str(r, "id"), *email = rsv_str(rsv_get(r, "requester"), "email");
-    char *dir = xasprintf("%s/notified", cfg->state_dir), *mark, *full, *message;
-    char *to[64];
-    size_t nto = 0;
-    json_object *note = json_object_new_object();
-    mime_msg_t msg;
-    struct stat st;
-    int fd;
-
-    mark = xasprintf("%s/%016llx-%016llx", dir, (unsigned long long)rsv_hash(resid ? resid : ""),
-                     (unsigned long long)rsv_hash(key));
-    json_object_object_add(note, "problem", json_object_new_string(key));
-    json_object_array_add(rs->notes, note);
-    if (to_requester && cfg->reservations.notify_requester && email && mime_address_ok(email))
-        to[nto++] = (char *)email;
-    for (size_t i = 0; i < cfg->reservations.notify_to.n && nto < 64; i++)
-        to[nto++] = cfg->reservations.notify_to.v[i];
-    if (nto == 0) {
-        json_object_object_add(note, "mail", json_object_new_string("nobody to tell"));
-        goto out;
-    }
-    if (stat(mark, &st) == 0) {
-        json_object_object_add(note, "mail", json_object_new_string("sent before"));
-        goto out;
-    }
-    if (rs->dry_run) {
-        json_object_object_add(note, "mail", json_object_new_string("dry run: not sent"));
-        goto out;
-    }
-    full = xasprintf("%s\n\nReservation %s (%s), %s to %s.\n\n-- \ntdhook reservation sync\n", text,
-                     rsv_str(r, "number") ? rsv_str(r, "number") : "?",
-                     rsv_str(r, "briefDescription") ? rsv_str(r, "briefDescription") : "",
-                     rsv_str(r, "plannedStartDate") ? rsv_str(r, "plannedStartDate") : "?",
-                     rsv_str(r, "plannedEndDate") ? rsv_str(r, "plannedEndDate") : "?");
-    msg = (mime_msg_t){cfg->mail.from, to, nto, subject, full, NULL, NULL, 0};
-    message = mime_build(&msg);
-    if (mailjob_enqueue(rs->q, to, nto, message, NULL) == QUEUE_OK) {
-        mkdir(dir, 0700);
-        fd = open(mark, O_WRONLY | O_CREAT, 0600);
-        if (fd >= 0)
-            close(fd);
-        json_object_object_add(note, "mail", json_object_new_string("queued"));
-    } else {
-        json_object_object_add(note, "mail", json_object_new_string("could not be queued"));
-    }
-    free(message);
-    free(full);
-out:
-    free(mark);
-    free(dir);
-}
-
-/* --- room mapping ------------------------------------------------------- */
-
-/* The mailbox of a location: its mapping field in TOPdesk, else the static
- * map by id or name.  *mailbox allocated or NULL (unmapped). */
-static int
-rsv_mailbox(rsv_t *rs, json_object *loc, char **mailbox, char **errstr, long *retry)
-{
-    const config_t *cfg = rs->cfg;
-    const char *id = rsv_str(loc, "id"), *name = rsv_str(loc, "name");
-    const char *field = cfg->reservations.room_field;
-
-    *mailbox = NULL;
-    if (!id)
-        return TOPDESK_OK;
-    for (size_t i = 0; i < rs->ncache; i++)
-        if (strcmp(rs->cache[i].location_id, id) == 0) {
-            *mailbox = rs->cache[i].mailbox ? xstrdup(rs->cache[i].mailbox) : NULL;
-            return TOPDESK_OK;
-        }
-    if (field && *field) {
-        char *eid = topdesk_escape(id), *path = xasprintf("/tas/api/locations/id/%s", eid);
-        json_object *full = NULL, *v;
-        int status, rc = topdesk_get(rs->td, path, TOPDESK_ACCEPT_JSON, &full, &status, errstr, retry);
-
-        free(path);
-        free(eid);
-        if (rc != TOPDESK_OK)
-            return rc;
-        v = rsv_path(full, field);
-        if (v && json_object_is_type(v, json_type_string) && mime_address_ok(json_object_get_string(v)))
-            *mailbox = xstrdup(json_object_get_string(v));
-        else if (v && json_object_is_type(v, json_type_string) && *json_object_get_string(v))
-            log_warn("location %s: \"%s\" in %s is not a mail address", name ? name : id,
-                     json_object_get_string(v), field);
-        json_object_put(full);
-    }
-    for (size_t i = 0; !*mailbox && i < cfg->reservations.room_static.n; i++) {
-        const config_pair_t *p = &cfg->reservations.room_static.v[i];
-        if (strcmp(p->key, id) == 0 || (name && strcasecmp(p->key, name) == 0))
-            *mailbox = xstrdup(p->value);
-    }
-    if (rs->ncache < sizeof rs->cache / sizeof *rs->cache) {
-        rs->cache[rs->ncache].location_id = xstrdup(id);
-        rs->cache[rs->ncache].mailbox = *mailbox ? xstrdup(*mailbox) : NULL;
-        rs->ncache++;
-    }
-    return TOPDESK_OK;
-}
-
-/* --- one room ----------------------------------------------------------- */
-
-static json_object *
-rsv_room_result(const char *room, const char *mailbox, const char *action)
-{
-    json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "room", json_object_new_string(room ? room : "?"));
-    json_object_object_add(o, "mailbox", mailbox ? json_object_new_string(mailbox) : NULL);
-    json_object_object_add(o, "action", json_object_new_string(action));
-    return o;
-}
-
-static int
-rsv_code_exchange(int rc)
-{
-    return rc == EXCHANGE_ERETRY ? RESERVATION_ERETRY : RESERVATION_EFAIL;
-}
-
-/* Finds tdhook's appointment for the reservation in mailbox: by the id
- * remembered (checking it still carries the reservation), else by the
- * property. */
-static int
-rsv_find(rsv_t *rs, const char *mailbox, const char *known_id, const char *resid,
-         exchange_event_t **ev, char **errstr, long *retry)
-{
-    int rc;
-
-    *ev = NULL;
-    if (known_id && *known_id) {   /* "": recorded before its create, id not known */
-        rc = exchange_get(rs->ex, mailbox, known_id, ev, errstr, retry);
-        if (rc == EXCHANGE_OK && (*ev)->reservation_id && strcasecmp((*ev)->reservation_id, resid) == 0)
-            return EXCHANGE_OK;
-        exchange_event_free(*ev);
-        *ev = NULL;
-        if (rc != EXCHANGE_OK && rc != EXCHANGE_ENOTFOUND)
-            return rc;
-        free(*errstr);
-        *errstr = NULL;
-    }
-    return exchange_find(rs->ex, mailbox, resid, ev, errstr, retry);
-}
-
-/* What overlaps [start, end) in mailbox that is not this reservation's;
- * allocated description or NULL. */
-static int
-rsv_conflict(rsv_t *rs, const char *mailbox, const char *resid, time_t start, time_t end,
-             char **what, char **errstr, long *retry)
-{
-    exchange_event_t *evs = NULL;
-    size_t n = 0;
-    int rc = exchange_view(rs->ex, mailbox, start, end, &evs, &n, errstr, retry);
-
-    *what = NULL;
-    if (rc != EXCHANGE_OK)
-        return rc;
-    for (size_t i = 0; i < n && !*what; i++) {
-        char s[24], e[24];
-
-        if (evs[i].cancelled || evs[i].end <= start || evs[i].start >= end)
-            continue;
-        if (evs[i].reservation_id && strcasecmp(evs[i].reservation_id, resid) == 0)
-            continue;
-        exchange_format_time(evs[i].start, s, sizeof s);
-        exchange_format_time(evs[i].end, e, sizeof e);
-        *what = xasprintf("\"%s\" from %sZ to %sZ%s", evs[i].subject ? evs[i].subject : "(no subject)",
-                          s, e, evs[i].reservation_id ? " (another TOPdesk reservation)" : "");
-    }
-    exchange_events_free(evs, n);
-    return EXCHANGE_OK;
-}
-
-static int
-rsv_same(const exchange_event_t *ev, const exchange_booking_t *b)
-{
-    return ev->start == b->start && ev->end == b->end && ev->subject &&
-           strcmp(ev->subject, b->subject) == 0 &&
-           (!ev->body || strcmp(ev->body, b->body) == 0);
-}
-
-/* Brings one reserved room in line.  Adds its result to rooms; sets
- * *event_id (allocated) to the appointment that stands. */
-static int
-rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state,
-         json_object *rooms, char **event_id, char **errstr, long *retry)
-{
-    json_object *loc = rsv_get(fac, "location"), *known, *state_rooms = rsv_get(state, "rooms");
-    const char *resid = rsv_str(r, "id"), *room = rsv_str(loc, "name");
-    const char *start_s = rsv_str(fac, "plannedStartDate"), *end_s = rsv_str(fac, "plannedEndDate");
-    char *mailbox = NULL, *subject = NULL, *body = NULL, *what = NULL, *txid = NULL, *key;
-    exchange_event_t *ev = NULL, *made = NULL;
-    exchange_booking_t b;
-    int rc;
-
-    *event_id = NULL;
-    rc = rsv_mailbox(rs, loc, &mailbox, errstr, retry);
-    if (rc != TOPDESK_OK)
-        return rsv_code_topdesk(rc);
-    if (!mailbox) {
-        json_object_array_add(rooms, rsv_room_result(room, NULL, "skipped: room not mapped"));
-        if (active) {
-            char *text = xasprintf(
-                "The room \"%s\" is not mapped to an Exchange room mailbox, so this reservation "
-                "is not in any room calendar. Ask the TOPdesk administrator to fill in the room "
-                "mailbox in the location field %s of \"%s\" (or in room_mapping.static of tdhook).",
-                room ? room : "?", rs->cfg->reservations.room_field, room ? room : "?");
-            char *subj = xasprintf("Reservation %s: room %s is not linked to Exchange",
-                                   rsv_str(r, "number") ? rsv_str(r, "number") : "?", room ? room : "?");
-            key = xasprintf("unmapped:%s", rsv_str(loc, "id") ? rsv_str(loc, "id") : "?");
-            rsv_notify(rs, r, key, 1, subj, text);
-            free(key);
-            free(subj);
-            free(text);
-        }
-        return RESERVATION_OK;
-    }
-
-    memset(&b, 0, sizeof b);
-    b.start = exchange_parse_time(start_s ? start_s : rsv_str(r, "plannedStartDate"));
-    b.end = exchange_parse_time(end_s ? end_s : rsv_str(r, "plannedEndDate"));
-    if (active && (b.start < 0 || b.end <= b.start)) {
-        *errstr = xasprintf("reservation %s has no valid planned dates", resid);
-        free(mailbox);
-        return RESERVATION_EFAIL;
-    }
-    subject = reservation_template(rs->cfg->reservations.subject, r, room);
-    body = reservation_template(rs->cfg->reservations.body, r, room);
-    txid = xasprintf("tdhook-%016llx", (unsigned long long)rsv_hash(resid) ^
-                     rsv_hash(mailbox) ^ (uint64_t)b.start * 31u ^ (uint64_t)b.end);
-    b.reservation_id = resid;
-    b.transaction_id = txid;
-    b.subject = subject;
-    b.body = body;
-    b.room_name = room ? room : mailbox;
-
-    known = rsv_get(state_rooms, mailbox);
-    rc = rsv_find(rs, mailbox, known ? json_object_get_string(known) : NULL, resid, &ev, errstr, retry);
-    if (rc != EXCHANGE_OK)
-        goto exchange_error;
-
-    if (!active) {
-        if (ev && !rs->dry_run)
-            rc = exchange_delete(rs->ex, mailbox, ev, errstr, retry);
-        if (rc != EXCHANGE_OK)
-            goto exchange_error;
-        json_object_array_add(rooms, rsv_room_result(room, mailbox, ev ? "deleted" : "none"));
-        json_object_object_del(state_rooms, mailbox);
-        goto out;
-    }
-    if (ev && rsv_same(ev, &b)) {
-        json_object_array_add(rooms, rsv_room_result(room, mailbox, "unchanged"));
-        *event_id = xstrdup(ev->id);
-        goto out;
-    }
-    if (!ev || ev->start != b.start || ev->end != b.end) {
-        rc = rsv_conflict(rs, mailbox, resid, b.start, b.end, &what, errstr, retry);
-        if (rc != EXCHANGE_OK)
-            goto exchange_error;
-        if (what) {
-            char *text = xasprintf("The room \"%s\" is already booked in Exchange at that time: %s. "
-                                   "tdhook did not book it. Please choose another time or room in "
-                                   "TOPdesk, or settle it with whoever made the other booking.",
-                                   b.room_name, what);
-            char *subj = xasprintf("Reservation %s: %s is already booked",
-                                   rsv_str(r, "number") ? rsv_str(r, "number") : "?", b.room_name);
-            key = xasprintf("conflict:%s:%lld:%lld", mailbox, (long long)b.start, (long long)b.end);
-            rsv_notify(rs, r, key, 1, subj, text);
-            json_object *res = rsv_room_result(room, mailbox, "conflict: not booked");
-            json_object_object_add(res, "conflict", json_object_new_string(what));
-            json_object_array_add(rooms, res);
-            if (ev)
-                *event_id = xstrdup(ev->id);
-            free(key);
-            free(subj);
-            free(text);
-            goto out;
-        }
-    }
-    if (!ev) {
-        if (!rs->dry_run) {
-            rsv_state_record(rs->cfg, resid, state, mailbox);
-            rc = exchange_create(rs->ex, mailbox, &b, &made, errstr, retry);
-            if (rc != EXCHANGE_OK)
-                goto exchange_error;
-            *event_id = xstrdup(made->id);
-        }
-        json_object_array_add(rooms, rsv_room_result(room, mailbox, "created"));
-    } else {
-        if (!rs->dry_run) {
-            rc = exchange_update(rs->ex, mailbox, ev, &b, errstr, retry);
-            if (rc != EXCHANGE_OK)
-                goto exchange_error;
-        }
-        *event_id = xstrdup(ev->id);
-        json_object_array_add(rooms, rsv_room_result(room, mailbox, "updated"));
-    }
-    if (*event_id)
-        json_object_object_add(state_rooms, mailbox, json_object_new_string(*event_id));
-    rc = EXCHANGE_OK;
-    goto out;
-
-exchange_error:
-    if (rc == EXCHANGE_EFAIL || rc == EXCHANGE_ENOTFOUND) {
-        /* Permanent for this room: tell the people, go on with the others. */
-        char *text = xasprintf("Exchange refused to update the calendar of room \"%s\" (%s): %s. "
-                               "The TOPdesk administrator has been told; the reservation itself "
-                               "stands in TOPdesk.", b.room_name ? b.room_name : "?", mailbox,
-                               *errstr ? *errstr : "unknown error");
-        char *subj = xasprintf("Reservation %s: room calendar of %s not updated",
-                               rsv_str(r, "number") ? rsv_str(r, "number") : "?",
-                               b.room_name ? b.room_name : mailbox);
-        json_object *res = rsv_room_result(room, mailbox, "failed");
-        key = xasprintf("exchange:%s:%s", mailbox, *errstr ? *errstr : "");
-        rsv_notify(rs, r, key, 1, subj, text);
-        json_object_object_add(res, "error", json_object_new_string(*errstr ? *errstr : ""));
-        json_object_array_add(rooms, res);
-        free(*errstr);
-        *errstr = NULL;
-        free(key);
-        free(subj);
-        free(text);
-        rc = EXCHANGE_OK;
-        goto out;
-    }
-    rc = rsv_code_exchange(rc);
-    goto done;
-out:
-    rc = RESERVATION_OK;
-done:
-    exchange_event_free(ev);
-    exchange_event_free(made);
-    free(what);
-    free(txid);
-    free(subject);
-    free(body);
-    free(mailbox);
-    return rc;
 }
 
 /* --- the match key ------------------------------------------------------- */
@@ -817,18 +446,8 @@ rsv_sync_one(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *r
         json_object *req = rsv_get(r, "requester");
         const char *email = rsv_str(req, "email");
 
-        if (!email || !mime_address_ok(email)) {
-            char *text = xasprintf("The requester %s has no valid e-mail address on their TOPdesk "
-                                   "person card, so they cannot be told about this booking or its "
-                                   "problems. The room calendar was updated all the same. Please "
-                                   "add their Exchange e-mail address to the person card.",
-                                   rsv_str(req, "name") ? rsv_str(req, "name") : "(unknown)");
-            char *subj = xasprintf("Reservation %s: requester has no e-mail address",
-                                   rsv_str(r, "number") ? rsv_str(r, "number") : "?");
-            rsv_notify(rs, r, "requester-email", 0, subj, text);
-            free(subj);
-            free(text);
-        }
+        if (!email || !mime_address_ok(email))
+            notice_no_email(rs, r);
         if (primary)
             rc = rsv_write_match_key(rs, r, primary, out, errstr, retry);
     }
@@ -898,65 +517,6 @@ reservation_sync(const config_t *cfg, queue_t *q, const char *key, int dry_run,
     json_object_put(r);
     rsv_close(&rs);
     return rc;
-}
-
-/* --- reconcile ------------------------------------------------------------- */
-
-typedef struct {
-    char *location_id;
-    char *name;
-    char *mailbox;
-} rsv_mapped_t;
-
-/* The reservable rooms that have a mailbox. */
-static int
-rsv_mapped_rooms(rsv_t *rs, rsv_mapped_t **out, size_t *n, char **errstr, long *retry)
-{
-    json_object *body = NULL, *results;
-    int status, rc;
-    size_t alloc = 0;
-
-    *out = NULL;
-    *n = 0;
-    rc = topdesk_get(rs->td, "/tas/api/reservableLocations?$top=10000", TOPDESK_ACCEPT_JSON, &body,
-                     &status, errstr, retry);
-    if (rc != TOPDESK_OK)
-        return rsv_code_topdesk(rc);
-    results = rsv_get(body, "results");
-    for (size_t i = 0; results && json_object_is_type(results, json_type_array) &&
-                       i < json_object_array_length(results); i++) {
-        json_object *loc = json_object_array_get_idx(results, i);
-        char *mailbox = NULL;
-
-        rc = rsv_mailbox(rs, loc, &mailbox, errstr, retry);
-        if (rc != TOPDESK_OK) {
-            json_object_put(body);
-            return rsv_code_topdesk(rc);
-        }
-        if (!mailbox)
-            continue;
-        if (*n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            *out = xrealloc(*out, alloc * sizeof **out);
-        }
-        (*out)[*n].location_id = xstrdup(rsv_str(loc, "id"));
-        (*out)[*n].name = xstrdup(rsv_str(loc, "name") ? rsv_str(loc, "name") : rsv_str(loc, "id"));
-        (*out)[*n].mailbox = mailbox;
-        (*n)++;
-    }
-    json_object_put(body);
-    return RESERVATION_OK;
-}
-
-static void
-rsv_mapped_free(rsv_mapped_t *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(m[i].location_id);
-        free(m[i].name);
-        free(m[i].mailbox);
-    }
-    free(m);
 }
 
 /* Adds the ids of the reservations in room loc over [from, to) to ids.
