@@ -213,6 +213,31 @@ graph_message(const char *method, const char *shown, long status, const char *co
 
 /* --- one call, with retries ---------------------------------------------- */
 
+/* The request headers of a call: the bearer token and Graph's preferences,
+ * or the token request's form.  Free with transport_headers_free(). */
+static struct curl_slist *
+graph_headers(graph_t *g, int token_req, int json_body)
+{
+    struct curl_slist *h = NULL;
+
+    if (!token_req) {
+        char *auth = xasprintf("Authorization: Bearer %s", g->token);
+
+        h = transport_header(h, auth);
+        secret_free(auth);
+        h = transport_header(h, "Prefer: outlook.timezone=\"UTC\"");
+        h = transport_header(h, "Prefer: IdType=\"ImmutableId\"");
+        /* else Graph answers the body as HTML, and a text compare fails */
+        h = transport_header(h, "Prefer: outlook.body-content-type=\"text\"");
+        if (json_body)
+            h = transport_header(h, "Content-Type: application/json");
+    } else {
+        h = transport_header(h, "Content-Type: application/x-www-form-urlencoded");
+    }
+    h = transport_header(h, "Accept: application/json");
+    return transport_header(h, "Expect:");
+}
+
 /* Sends method url (absolute) with the JSON body (or NULL) and waits out
  * throttling: 429, 503, 504 and transfer errors are retried up to three
  * times after Retry-After (at most 30 s) or a backoff of 250 ms, 500 ms,
@@ -232,31 +257,17 @@ graph_call(graph_t *g, const char *method, const char *url, const char *shown, c
     memset(res, 0, sizeof *res);
     transport_resp_init(&r, 1);
     for (;;) {
-        struct curl_slist *h = NULL;
+        struct curl_slist *h;
 
         transport_resp_free(&r);
         free(msg);
         msg = NULL;
         if (!token_req) {
-            char *auth;
-
             rc = graph_token(g, NULL, errstr, retry_after_ms);
             if (rc != EXCHANGE_OK)
                 goto out;
-            auth = xasprintf("Authorization: Bearer %s", g->token);
-            h = transport_header(h, auth);
-            secret_free(auth);
-            h = transport_header(h, "Prefer: outlook.timezone=\"UTC\"");
-            h = transport_header(h, "Prefer: IdType=\"ImmutableId\"");
-            /* else Graph answers the body as HTML, and a text compare fails */
-            h = transport_header(h, "Prefer: outlook.body-content-type=\"text\"");
-            if (body)
-                h = transport_header(h, "Content-Type: application/json");
-        } else {
-            h = transport_header(h, "Content-Type: application/x-www-form-urlencoded");
         }
-        h = transport_header(h, "Accept: application/json");
-        h = transport_header(h, "Expect:");
+        h = graph_headers(g, token_req, body != NULL);
         graph_perform(g, method, url, h, body, &r);
         transport_headers_free(h);
 

@@ -153,71 +153,60 @@ scrub_secret(char **msg, const char *secret)
     *msg = buf_steal(&b);
 }
 
-/* *errstr is allocated on SMTP_ERETRY and SMTP_EFAIL, and on SMTP_OK when
- * some recipients were refused or invalid (it names them); NULL otherwise.
- * It never holds the password or the URL (which may carry credentials).
- * Invalid addresses in to are skipped like refused ones. */
-int
-smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
-          char **errstr)
-{
-    CURL *curl = NULL;
-    CURLU *url = NULL;
-    struct curl_slist *rcpts = NULL;
-    char *host = NULL, *scheme = NULL, *from_path = NULL;
-    char errbuf[CURL_ERROR_SIZE];
+/* One sending: what smtp_send() gathers before and after the transfer. */
+typedef struct {
+    struct curl_slist *rcpts;
+    size_t ngood;
+    buf_t bad;              /* the invalid addresses, shown */
+    char *host;             /* curl_free() */
+    int creds;              /* AUTH with mail.username */
+    int forced_tls;         /* starttls: auto made TLS a must for AUTH */
+    long use_ssl;
     smtp_trace_t trace;
-    smtp_reader_t reader;
-    buf_t bad;
-    size_t ngood = 0;
-    int creds, implicit_tls, loopback, forced_tls = 0;
-    long use_ssl, code = 0;
-    CURLcode rc;
-    const char *why = NULL;
-    double t0;
-    int ret = SMTP_EFAIL;
+    char errbuf[CURL_ERROR_SIZE];
+} smtp_send_t;
 
-    *errstr = NULL;
-    memset(&trace, 0, sizeof trace);
-    buf_init(&trace.refused, 64 * 1024);
-    buf_init(&bad, 64 * 1024);
-    errbuf[0] = '\0';
-
-    if (!message || !cfg || !cfg->mail.smtp_url) {
-        *errstr = xstrdup("mail: no message or no mail.smtp_url");
-        goto out;
-    }
-    if (!mime_address_ok(cfg->mail.from)) {
-        *errstr = xstrdup("mail: mail.from is not a valid address");
-        goto out;
-    }
+/* The envelope's recipients: the valid addresses of to; the others are
+ * named in s->bad.  SMTP_OK, or SMTP_EFAIL with *errstr when none is valid. */
+static int
+smtp_recipients(smtp_send_t *s, char *const *to, size_t nto, char **errstr)
+{
     for (size_t i = 0; i < nto; i++) {
+        char *path;
+
         if (!mime_address_ok(to[i])) {
             char *shown = mime_header_address(to[i]);
-            buf_printf(&bad, "%s\"%.100s\"", bad.len ? ", " : "", shown);
+
+            buf_printf(&s->bad, "%s\"%.100s\"", s->bad.len ? ", " : "", shown);
             free(shown);
             continue;
         }
-        char *path = xasprintf("<%s>", to[i]);
-        struct curl_slist *n = curl_slist_append(rcpts, path);
+        path = xasprintf("<%s>", to[i]);
+        s->rcpts = transport_header(s->rcpts, path);
         free(path);
-        if (!n) {
-            *errstr = xstrdup("mail: out of memory");
-            ret = SMTP_ERETRY;
-            goto out;
-        }
-        rcpts = n;
-        ngood++;
+        s->ngood++;
     }
-    if (ngood == 0) {
-        *errstr = bad.len ? xasprintf("mail: no valid recipient (invalid: %s)", buf_str(&bad))
-                          : xstrdup("mail: no recipient");
-        goto out;
-    }
+    if (s->ngood)
+        return SMTP_OK;
+    *errstr = s->bad.len ? xasprintf("mail: no valid recipient (invalid: %s)", buf_str(&s->bad))
+                         : xstrdup("mail: no recipient");
+    return SMTP_EFAIL;
+}
 
-    url = curl_url();
+/* The server's host and whether TLS is used, from mail.smtp_url and
+ * mail.starttls.  Credentials never cross a connection without TLS to
+ * another host.  With starttls: auto, libcurl's CURLUSESSL_TRY would go on
+ * in plain text when the server offers no STARTTLS and then send AUTH, so
+ * in that case TLS is required outright: curl stops before AUTH. */
+static int
+smtp_tls_policy(smtp_send_t *s, const config_t *cfg, char **errstr)
+{
+    CURLU *url = curl_url();
+    char *scheme = NULL;
+    int implicit_tls, loopback, rc = SMTP_EFAIL;
+
     if (!url || curl_url_set(url, CURLUPART_URL, cfg->mail.smtp_url, 0) != CURLUE_OK ||
-        curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(url, CURLUPART_HOST, &s->host, 0) != CURLUE_OK ||
         curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
         /* The URL may carry credentials: never quote it. */
         *errstr = xstrdup("mail: mail.smtp_url is not a valid URL");
@@ -228,51 +217,46 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
         *errstr = xstrdup("mail: mail.smtp_url must be smtp:// or smtps://");
         goto out;
     }
-    creds = cfg->mail.username && *cfg->mail.username;
-    loopback = transport_host_is_loopback(host);
-
-    /* Credentials never cross a connection without TLS to another host.
-     * With starttls: auto, libcurl's CURLUSESSL_TRY would go on in plain
-     * text when the server offers no STARTTLS and then send AUTH, so in
-     * that case TLS is required outright: curl stops before AUTH. */
+    s->creds = cfg->mail.username && *cfg->mail.username;
+    loopback = transport_host_is_loopback(s->host);
     switch (cfg->mail.starttls) {
     case STARTTLS_REQUIRED:
-        use_ssl = CURLUSESSL_ALL;
+        s->use_ssl = CURLUSESSL_ALL;
         break;
     case STARTTLS_OFF:
-        use_ssl = CURLUSESSL_NONE;
-        if (creds && !loopback && !implicit_tls) {
+        s->use_ssl = CURLUSESSL_NONE;
+        if (s->creds && !loopback && !implicit_tls) {
             *errstr = xasprintf("mail: refusing to send SMTP credentials to %s without TLS "
                                 "(mail.starttls is off; use auto, required or smtps://)",
-                                host);
+                                s->host);
             goto out;
         }
         break;
     case STARTTLS_AUTO:
     default:
-        use_ssl = CURLUSESSL_TRY;
-        if (creds && !loopback && !implicit_tls) {
-            use_ssl = CURLUSESSL_ALL;
-            forced_tls = 1;
+        s->use_ssl = CURLUSESSL_TRY;
+        if (s->creds && !loopback && !implicit_tls) {
+            s->use_ssl = CURLUSESSL_ALL;
+            s->forced_tls = 1;
         }
         break;
     }
+    rc = SMTP_OK;
+out:
+    curl_free(scheme);
+    curl_url_cleanup(url);
+    return rc;
+}
 
-    curl = curl_easy_init();
-    if (!curl) {
-        *errstr = xstrdup("mail: curl_easy_init failed");
-        ret = SMTP_ERETRY;
-        goto out;
-    }
-    from_path = xasprintf("<%s>", cfg->mail.from);
-    reader.data = message;
-    reader.len = strlen(message);
-    reader.off = 0;
-
+/* The transfer's options: envelope, body, TLS, AUTH, the dialogue trace. */
+static void
+smtp_setup(CURL *curl, smtp_send_t *s, const config_t *cfg, const char *from_path,
+           smtp_reader_t *reader)
+{
     transport_setup(curl, "smtp,smtps", SMTP_CONNECT_TIMEOUT_MS, SMTP_TOTAL_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_URL, cfg->mail.smtp_url);
     curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from_path);
-    curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, rcpts);
+    curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, s->rcpts);
     /* The option's first spelling (7.69 to 8.1, Debian 12 has 7.88) had a
      * typo; 8.2 renamed it and kept the old name as an alias. */
 #if LIBCURL_VERSION_NUM >= 0x080200
@@ -281,60 +265,58 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
     curl_easy_setopt(curl, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
 #endif
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, smtp_read);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &reader);
+    curl_easy_setopt(curl, CURLOPT_READDATA, reader);
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(curl, CURLOPT_USE_SSL, use_ssl);
-    if (creds) {
+    curl_easy_setopt(curl, CURLOPT_USE_SSL, s->use_ssl);
+    if (s->creds) {
         curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->mail.username);
-        curl_easy_setopt(curl, CURLOPT_PASSWORD,
-                         cfg->mail.password ? cfg->mail.password : "");
+        curl_easy_setopt(curl, CURLOPT_PASSWORD, cfg->mail.password ? cfg->mail.password : "");
     }
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, s->errbuf);
     /* The debug callback sees the dialogue only while verbose is on; it
      * writes nothing anywhere. */
     curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, smtp_debug);
-    curl_easy_setopt(curl, CURLOPT_DEBUGDATA, &trace);
+    curl_easy_setopt(curl, CURLOPT_DEBUGDATA, &s->trace);
     curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);
+}
 
-    t0 = transport_now();
-    rc = curl_easy_perform(curl);
-    metrics_upstream(PEER_SMTP, transport_now() - t0);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-    if (code == 0)
-        code = trace.last_code;
+/* What a finished transfer (rc, the last reply code) is worth, with the
+ * message for *errstr. */
+static int
+smtp_outcome(smtp_send_t *s, CURLcode rc, long code, char **errstr)
+{
+    const char *why = NULL;
+    smtp_trace_t *t = &s->trace;
+    int ret;
 
     if (rc == CURLE_OK) {
-        ret = SMTP_OK;
-        if (trace.nrefused || bad.len) {
+        if (t->nrefused || s->bad.len) {
             buf_t m;
+
             buf_init(&m, SMTP_BUF_CAP);
-            if (trace.nrefused)
-                buf_printf(&m, "refused recipients: %s", buf_str(&trace.refused));
-            if (bad.len)
-                buf_printf(&m, "%sinvalid recipients: %s", m.len ? "; " : "", buf_str(&bad));
+            if (t->nrefused)
+                buf_printf(&m, "refused recipients: %s", buf_str(&t->refused));
+            if (s->bad.len)
+                buf_printf(&m, "%sinvalid recipients: %s", m.len ? "; " : "", buf_str(&s->bad));
             *errstr = buf_steal(&m);
         }
-        goto out;
+        return SMTP_OK;
     }
-
-    if (trace.nrefused > 0 && trace.nrefused == ngood) {
+    if (t->nrefused > 0 && t->nrefused == s->ngood) {
         /* Nobody got it, so a retry duplicates nothing: worth it when one
          * of the refusals was temporary. */
-        ret = trace.nrefused_temp ? SMTP_ERETRY : SMTP_EFAIL;
-        *errstr = xasprintf("smtp %s: all recipients refused: %s", host,
-                            buf_str(&trace.refused));
-        goto out;
+        *errstr = xasprintf("smtp %s: all recipients refused: %s", s->host, buf_str(&t->refused));
+        return t->nrefused_temp ? SMTP_ERETRY : SMTP_EFAIL;
     }
     if (rc == CURLE_USE_SSL_FAILED) {
-        ret = SMTP_EFAIL;
-        if (forced_tls)
+        if (s->forced_tls)
             *errstr = xasprintf("smtp %s: the server offers no STARTTLS; refusing to send "
                                 "SMTP credentials without TLS to a server not on loopback "
-                                "(use smtps:// or enable STARTTLS on the server)", host);
+                                "(use smtps:// or enable STARTTLS on the server)", s->host);
         else
             *errstr = xasprintf("smtp %s: the server offers no STARTTLS but mail.starttls "
-                                "is required", host);
-        goto out;
+                                "is required", s->host);
+        return SMTP_EFAIL;
     }
     if (code >= 400 && code < 500)
         ret = SMTP_ERETRY;
@@ -342,29 +324,76 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
         ret = SMTP_EFAIL;
     else
         ret = transport_curl_verdict(rc, &why) == TRANSPORT_NEVER ? SMTP_EFAIL : SMTP_ERETRY;
-    *errstr = xasprintf("smtp %s: %s%s%s%s%s%s%s%s", host, why ? why : "", why ? " (" : "",
-                        errbuf[0] ? errbuf : curl_easy_strerror(rc), why ? ")" : "",
-                        trace.last_reply[0] && code >= 400 ? "; server said: " : "",
-                        trace.last_reply[0] && code >= 400 ? trace.last_reply : "",
-                        trace.nrefused ? "; refused recipients: " : "",
-                        trace.nrefused ? buf_str(&trace.refused) : "");
+    *errstr = xasprintf("smtp %s: %s%s%s%s%s%s%s%s", s->host, why ? why : "", why ? " (" : "",
+                        s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc), why ? ")" : "",
+                        t->last_reply[0] && code >= 400 ? "; server said: " : "",
+                        t->last_reply[0] && code >= 400 ? t->last_reply : "",
+                        t->nrefused ? "; refused recipients: " : "",
+                        t->nrefused ? buf_str(&t->refused) : "");
+    return ret;
+}
 
+/* *errstr is allocated on SMTP_ERETRY and SMTP_EFAIL, and on SMTP_OK when
+ * some recipients were refused or invalid (it names them); NULL otherwise.
+ * It never holds the password or the URL (which may carry credentials).
+ * Invalid addresses in to are skipped like refused ones. */
+int
+smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
+          char **errstr)
+{
+    CURL *curl = NULL;
+    char *from_path = NULL;
+    smtp_send_t s;
+    smtp_reader_t reader;
+    long code = 0;
+    CURLcode rc;
+    double t0;
+    int ret = SMTP_EFAIL;
+
+    *errstr = NULL;
+    memset(&s, 0, sizeof s);
+    buf_init(&s.trace.refused, 64 * 1024);
+    buf_init(&s.bad, 64 * 1024);
+
+    if (!message || !cfg || !cfg->mail.smtp_url) {
+        *errstr = xstrdup("mail: no message or no mail.smtp_url");
+        goto out;
+    }
+    if (!mime_address_ok(cfg->mail.from)) {
+        *errstr = xstrdup("mail: mail.from is not a valid address");
+        goto out;
+    }
+    ret = smtp_recipients(&s, to, nto, errstr);
+    if (ret == SMTP_OK)
+        ret = smtp_tls_policy(&s, cfg, errstr);
+    if (ret != SMTP_OK)
+        goto out;
+    curl = curl_easy_init();
+    if (!curl) {
+        *errstr = xstrdup("mail: curl_easy_init failed");
+        ret = SMTP_ERETRY;
+        goto out;
+    }
+    from_path = xasprintf("<%s>", cfg->mail.from);
+    reader = (smtp_reader_t){message, strlen(message), 0};
+    smtp_setup(curl, &s, cfg, from_path, &reader);
+    t0 = transport_now();
+    rc = curl_easy_perform(curl);
+    metrics_upstream(PEER_SMTP, transport_now() - t0);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code == 0)
+        code = s.trace.last_code;
+    ret = smtp_outcome(&s, rc, code, errstr);
 out:
     if (*errstr && cfg)
         scrub_secret(errstr, cfg->mail.password);
     if (curl)
         curl_easy_cleanup(curl);
     /* The recipient list must outlive the transfer: freed only now. */
-    curl_slist_free_all(rcpts);
-    if (host)
-        curl_free(host);
-    if (scheme)
-        curl_free(scheme);
-    if (url)
-        curl_url_cleanup(url);
+    curl_slist_free_all(s.rcpts);
+    curl_free(s.host);
     free(from_path);
-    buf_free(&trace.refused);
-    buf_free(&bad);
+    buf_free(&s.trace.refused);
+    buf_free(&s.bad);
     return ret;
 }
-

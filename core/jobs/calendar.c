@@ -91,6 +91,21 @@ rsv_same(const exchange_event_t *ev, const exchange_booking_t *b)
            (!ev->body || strcmp(ev->body, b->body) == 0);
 }
 
+/* Exchange refused for good to write mailbox's calendar: the people are
+ * told, the room's result says so, and *errstr is taken. */
+static void
+rsv_room_refused(rsv_t *rs, json_object *r, json_object *rooms, const char *room,
+                 const char *mailbox, const char *room_name, char **errstr)
+{
+    json_object *res = rsv_room_result(room, mailbox, "failed");
+
+    notice_refused(rs, r, mailbox, room_name, *errstr);
+    json_object_object_add(res, "error", json_object_new_string(*errstr ? *errstr : ""));
+    json_object_array_add(rooms, res);
+    free(*errstr);
+    *errstr = NULL;
+}
+
 /* Brings one reserved room in line.  Adds its result to rooms; sets
  * *event_id (allocated) to the appointment that stands. */
 int
@@ -194,14 +209,7 @@ rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *s
 exchange_error:
     if (rc == EXCHANGE_EFAIL || rc == EXCHANGE_ENOTFOUND) {
         /* Permanent for this room: tell the people, go on with the others. */
-        json_object *res = rsv_room_result(room, mailbox, "failed");
-
-        notice_refused(rs, r, mailbox, b.room_name, *errstr);
-        json_object_object_add(res, "error", json_object_new_string(*errstr ? *errstr : ""));
-        json_object_array_add(rooms, res);
-        free(*errstr);
-        *errstr = NULL;
-        rc = EXCHANGE_OK;
+        rsv_room_refused(rs, r, rooms, room, mailbox, b.room_name, errstr);
         goto out;
     }
     rc = rsv_code_exchange(rc);

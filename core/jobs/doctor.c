@@ -102,6 +102,98 @@ doctor_read(doctor_list_t *l, topdesk_t *td, const char *check, const char *path
     return rc;
 }
 
+/* Persons: the right to read them, and how many lack an e-mail address. */
+static void
+doctor_persons(doctor_list_t *l, topdesk_t *td)
+{
+    json_object *body;
+    char *err = NULL;
+    long retry;
+    int status, rc = TOPDESK_OK;
+    size_t total = 0, missing = 0;
+    buf_t names;
+
+    buf_init(&names, 4096);
+    for (size_t start = 0;; start += DOCTOR_PERSONS_PAGE) {
+        char *path = xasprintf("/tas/api/persons?pageStart=%zu&pageSize=%d&query=archived%%3D%%3Dfalse"
+                               "&fields=dynamicName,email", start, DOCTOR_PERSONS_PAGE);
+        json_object *items;
+        size_t n;
+
+        body = NULL;
+        rc = topdesk_get(td, path, "application/x.topdesk-collection-person-v2+json", &body,
+                         &status, &err, &retry);
+        free(path);
+        if (rc != TOPDESK_OK)
+            break;
+        if (!body || !json_object_object_get_ex(body, "item", &items) ||
+            !json_object_is_type(items, json_type_array)) {
+            json_object_put(body);
+            break;
+        }
+        n = json_object_array_length(items);
+        for (size_t i = 0; i < n; i++) {
+            json_object *p = json_object_array_get_idx(items, i);
+            const char *email = doctor_str(p, "email");
+            total++;
+            if (!email || !mime_address_ok(email)) {
+                missing++;
+                if (missing <= 5)
+                    buf_printf(&names, "%s%s", missing > 1 ? ", " : "",
+                               doctor_str(p, "dynamicName") ? doctor_str(p, "dynamicName") : "?");
+            }
+        }
+        json_object_put(body);
+        if (status != 206 || n == 0)
+            break;
+    }
+    if (rc == TOPDESK_EPERM)
+        doctor_add(l, DOCTOR_FAIL, "topdesk.persons",
+                   "403: the operator may not read persons; give its permission group read "
+                   "rights for persons");
+    else if (rc != TOPDESK_OK)
+        doctor_add(l, DOCTOR_FAIL, "topdesk.persons", "%s", err ? err : "request failed");
+    else if (missing)
+        doctor_add(l, DOCTOR_WARN, "topdesk.persons",
+                   "%zu of %zu persons have no e-mail address (%s%s); they cannot be told "
+                   "about their bookings: fill in their Exchange address on the person card",
+                   missing, total, buf_str(&names), missing > 5 ? ", ..." : "");
+    else
+        doctor_add(l, DOCTOR_OK, "topdesk.persons", "all %zu persons have an e-mail address", total);
+    free(err);
+    err = NULL;
+    buf_free(&names);
+}
+
+/* The stock minimum field, and on how many stock rooms it is filled in. */
+static void
+doctor_stock_field(doctor_list_t *l, const config_t *cfg)
+{
+    char *err = NULL;
+    int rc;
+    size_t rooms = 0, filled = 0;
+    char *field = NULL;
+
+    rc = stock_minimums(cfg, &rooms, &filled, &field, &err);
+    if (rc != TOPDESK_OK)
+        doctor_add(l, DOCTOR_FAIL, "stock.minimum-field", "%s", err ? err : "request failed");
+    else if (rooms == 0)
+        doctor_add(l, DOCTOR_WARN, "stock.minimum-field",
+                   "field \"%s\" found (%s), but there are no stock rooms: create them under "
+                   "Asset Management > Stock rooms", cfg->stock_check.minimum_field, field);
+    else if (filled < rooms)
+        doctor_add(l, DOCTOR_WARN, "stock.minimum-field",
+                   "field \"%s\" (%s) is filled in on %zu of %zu stock rooms: fill it in on the "
+                   "others, or they are reported as having no minimum",
+                   cfg->stock_check.minimum_field, field, filled, rooms);
+    else
+        doctor_add(l, DOCTOR_OK, "stock.minimum-field",
+                   "field \"%s\" (%s) is filled in on all %zu stock rooms",
+                   cfg->stock_check.minimum_field, field, rooms);
+    free(field);
+    free(err);
+}
+
 static void
 doctor_topdesk(doctor_list_t *l, const config_t *cfg, json_object **locations)
 {
@@ -146,89 +238,10 @@ doctor_topdesk(doctor_list_t *l, const config_t *cfg, json_object **locations)
                 "/tas/api/reservationCancellationReasons?archived=false", TOPDESK_ACCEPT_JSON,
                 "cancellation reasons", NULL);
 
-    /* Persons: the right, and how many lack an e-mail address. */
-    {
-        size_t total = 0, missing = 0;
-        buf_t names;
-
-        buf_init(&names, 4096);
-        for (size_t start = 0;; start += DOCTOR_PERSONS_PAGE) {
-            char *path = xasprintf("/tas/api/persons?pageStart=%zu&pageSize=%d&query=archived%%3D%%3Dfalse"
-                                   "&fields=dynamicName,email", start, DOCTOR_PERSONS_PAGE);
-            json_object *items;
-            size_t n;
-
-            body = NULL;
-            rc = topdesk_get(td, path, "application/x.topdesk-collection-person-v2+json", &body,
-                             &status, &err, &retry);
-            free(path);
-            if (rc != TOPDESK_OK)
-                break;
-            if (!body || !json_object_object_get_ex(body, "item", &items) ||
-                !json_object_is_type(items, json_type_array)) {
-                json_object_put(body);
-                break;
-            }
-            n = json_object_array_length(items);
-            for (size_t i = 0; i < n; i++) {
-                json_object *p = json_object_array_get_idx(items, i);
-                const char *email = doctor_str(p, "email");
-                total++;
-                if (!email || !mime_address_ok(email)) {
-                    missing++;
-                    if (missing <= 5)
-                        buf_printf(&names, "%s%s", missing > 1 ? ", " : "",
-                                   doctor_str(p, "dynamicName") ? doctor_str(p, "dynamicName") : "?");
-                }
-            }
-            json_object_put(body);
-            if (status != 206 || n == 0)
-                break;
-        }
-        if (rc == TOPDESK_EPERM)
-            doctor_add(l, DOCTOR_FAIL, "topdesk.persons",
-                       "403: the operator may not read persons; give its permission group read "
-                       "rights for persons");
-        else if (rc != TOPDESK_OK)
-            doctor_add(l, DOCTOR_FAIL, "topdesk.persons", "%s", err ? err : "request failed");
-        else if (missing)
-            doctor_add(l, DOCTOR_WARN, "topdesk.persons",
-                       "%zu of %zu persons have no e-mail address (%s%s); they cannot be told "
-                       "about their bookings: fill in their Exchange address on the person card",
-                       missing, total, buf_str(&names), missing > 5 ? ", ..." : "");
-        else
-            doctor_add(l, DOCTOR_OK, "topdesk.persons", "all %zu persons have an e-mail address", total);
-        free(err);
-        err = NULL;
-        buf_free(&names);
-    }
+    doctor_persons(l, td);
 
 stock:
-    /* The stock minimum field. */
-    {
-        size_t rooms = 0, filled = 0;
-        char *field = NULL;
-
-        rc = stock_minimums(cfg, &rooms, &filled, &field, &err);
-        if (rc != TOPDESK_OK)
-            doctor_add(l, DOCTOR_FAIL, "stock.minimum-field", "%s", err ? err : "request failed");
-        else if (rooms == 0)
-            doctor_add(l, DOCTOR_WARN, "stock.minimum-field",
-                       "field \"%s\" found (%s), but there are no stock rooms: create them under "
-                       "Asset Management > Stock rooms", cfg->stock_check.minimum_field, field);
-        else if (filled < rooms)
-            doctor_add(l, DOCTOR_WARN, "stock.minimum-field",
-                       "field \"%s\" (%s) is filled in on %zu of %zu stock rooms: fill it in on the "
-                       "others, or they are reported as having no minimum",
-                       cfg->stock_check.minimum_field, field, filled, rooms);
-        else
-            doctor_add(l, DOCTOR_OK, "stock.minimum-field",
-                       "field \"%s\" (%s) is filled in on all %zu stock rooms",
-                       cfg->stock_check.minimum_field, field, rooms);
-        free(field);
-        free(err);
-        err = NULL;
-    }
+    doctor_stock_field(l, cfg);
     topdesk_free(td);
 }
 

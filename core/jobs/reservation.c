@@ -577,6 +577,77 @@ rsv_list_room(rsv_t *rs, const char *loc, time_t from, time_t to, json_object *i
     return RESERVATION_OK;
 }
 
+/* 1 when the reservation r (may be NULL) is active and holds location_id. */
+static int
+rsv_holds(json_object *r, const char *location_id)
+{
+    json_object *facs = rsv_get(r, "reservedFacilities");
+
+    for (size_t k = 0; r && rsv_active(r) && facs && json_object_is_type(facs, json_type_array) &&
+                       k < json_object_array_length(facs); k++) {
+        const char *lid = rsv_str(rsv_get(json_object_array_get_idx(facs, k), "location"), "id");
+
+        if (lid && strcmp(lid, location_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Removes from one mapped room the appointments tdhook made in [now,
+ * until) whose reservation does not hold the room; adds each to removed. */
+static int
+rsv_sweep_room(rsv_t *rs, const rsv_mapped_t *room, time_t now, time_t until,
+               json_object *removed, char **errstr, long *retry)
+{
+    exchange_event_t *evs = NULL;
+    size_t n = 0;
+    int rc = RESERVATION_OK;
+    int erc = exchange_view(rs->ex, room->mailbox, now, until, &evs, &n, errstr, retry);
+
+    if (erc != EXCHANGE_OK)
+        return rsv_code_exchange(erc);
+    for (size_t j = 0; j < n && rc == RESERVATION_OK; j++) {
+        json_object *r = NULL, *o;
+        int holds;
+
+        if (!evs[j].reservation_id)
+            continue;   /* not made by tdhook: never touched */
+        if (rsv_get_reservation(rs, evs[j].reservation_id, &r, errstr, retry) ==
+            RESERVATION_ERETRY) {
+            rc = RESERVATION_ERETRY;
+            break;
+        }
+        free(*errstr);
+        *errstr = NULL;
+        holds = rsv_holds(r, room->location_id);
+        json_object_put(r);
+        if (holds)
+            continue;
+        if (!rs->dry_run) {
+            erc = exchange_delete(rs->ex, room->mailbox, &evs[j], errstr, retry);
+            if (erc == EXCHANGE_ERETRY) {
+                rc = RESERVATION_ERETRY;
+                break;
+            }
+            if (erc != EXCHANGE_OK) {
+                log_warn("reconcile: could not remove %s from %s: %s", evs[j].id, room->mailbox,
+                         *errstr ? *errstr : "");
+                free(*errstr);
+                *errstr = NULL;
+                continue;
+            }
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "mailbox", json_object_new_string(room->mailbox));
+        json_object_object_add(o, "reservation", json_object_new_string(evs[j].reservation_id));
+        json_object_object_add(o, "subject",
+                               json_object_new_string(evs[j].subject ? evs[j].subject : ""));
+        json_object_array_add(removed, o);
+    }
+    exchange_events_free(evs, n);
+    return rc;
+}
+
 int
 reservation_reconcile(const config_t *cfg, queue_t *q, int days, int dry_run,
                       json_object **result, char **errstr, long *retry_after_ms)
@@ -622,63 +693,8 @@ reservation_reconcile(const config_t *cfg, queue_t *q, int days, int dry_run,
 
     /* Appointments tdhook made whose reservation does not hold the room
      * (any more): cancelled, moved elsewhere, or gone from TOPdesk. */
-    for (size_t i = 0; rc == RESERVATION_OK && i < nrooms; i++) {
-        exchange_event_t *evs = NULL;
-        size_t n = 0;
-        int erc = exchange_view(rs.ex, rooms[i].mailbox, now, until, &evs, &n, errstr, retry_after_ms);
-
-        if (erc != EXCHANGE_OK) {
-            rc = rsv_code_exchange(erc);
-            break;
-        }
-        for (size_t j = 0; j < n && rc == RESERVATION_OK; j++) {
-            json_object *r = NULL, *facs;
-            int holds = 0, grc;
-
-            if (!evs[j].reservation_id)
-                continue;   /* not made by tdhook: never touched */
-            grc = rsv_get_reservation(&rs, evs[j].reservation_id, &r, errstr, retry_after_ms);
-            if (grc == RESERVATION_ERETRY) {
-                rc = grc;
-                break;
-            }
-            free(*errstr);
-            *errstr = NULL;
-            facs = rsv_get(r, "reservedFacilities");
-            for (size_t k = 0; r && rsv_active(r) && facs &&
-                               json_object_is_type(facs, json_type_array) &&
-                               k < json_object_array_length(facs); k++) {
-                const char *lid = rsv_str(rsv_get(json_object_array_get_idx(facs, k), "location"), "id");
-                if (lid && strcmp(lid, rooms[i].location_id) == 0)
-                    holds = 1;
-            }
-            json_object_put(r);
-            if (holds)
-                continue;
-            if (!dry_run) {
-                erc = exchange_delete(rs.ex, rooms[i].mailbox, &evs[j], errstr, retry_after_ms);
-                if (erc == EXCHANGE_ERETRY) {
-                    rc = RESERVATION_ERETRY;
-                    break;
-                }
-                if (erc != EXCHANGE_OK) {
-                    log_warn("reconcile: could not remove %s from %s: %s", evs[j].id,
-                             rooms[i].mailbox, *errstr ? *errstr : "");
-                    free(*errstr);
-                    *errstr = NULL;
-                    continue;
-                }
-            }
-            {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "mailbox", json_object_new_string(rooms[i].mailbox));
-                json_object_object_add(o, "reservation", json_object_new_string(evs[j].reservation_id));
-                json_object_object_add(o, "subject", json_object_new_string(evs[j].subject ? evs[j].subject : ""));
-                json_object_array_add(removed, o);
-            }
-        }
-        exchange_events_free(evs, n);
-    }
+    for (size_t i = 0; rc == RESERVATION_OK && i < nrooms; i++)
+        rc = rsv_sweep_room(&rs, &rooms[i], now, until, removed, errstr, retry_after_ms);
 
     if (rc == RESERVATION_OK) {
         out = json_object_new_object();
