@@ -13,20 +13,20 @@
  * processed (ErrorServerBusy, HTTP 503, no connection) are retried. */
 #include "autoconf.h"
 
-#include <errno.h>
-#include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <curl/curl.h>
 #include <libxml/parser.h>
 
-#include "core/util/buf.h"
 #include "core/clients/ews_xml.h"
 #include "core/clients/exchange.h"
 #include "core/clients/transport.h"
+#include "core/util/buf.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
 #include "core/util/xalloc.h"

@@ -3,13 +3,10 @@
  * for the contracts. */
 #include "autoconf.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/clients/mime.h"
 #include "core/util/buf.h"

@@ -1,7 +1,6 @@
 /* SMTP sending with libcurl: see core/clients/smtp.h. */
 #include "autoconf.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -1,31 +1,18 @@
 #include "autoconf.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
-#ifdef HAVE_SYSEXITS_H
-#include <sysexits.h>
-#endif
 
 #include <curl/curl.h>
 
-#include "core/util/buf.h"
-#include "core/clients/transport.h"
-#include "core/util/log.h"
-#include "core/util/metrics.h"
 #include "core/clients/topdesk.h"
 #include "core/clients/transport.h"
+#include "core/util/buf.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
 #include "core/util/xalloc.h"
-
-#ifndef EX_OSERR
-#define EX_OSERR 71
-#endif
 
 #define TD_MAX_BODY (32u * 1024 * 1024)  /* a response larger than this fails */
 #define TD_JSON_DEPTH 64
@@ -500,12 +487,8 @@ topdesk_submit(topdesk_t *td, const char *path, const char *accept, topdesk_done
     r->retry_after_ms = -1;
     transport_resp_init(&r->resp, TD_MAX_BODY);
     h = xasprintf("Accept: %s", r->accept);
-    r->headers = curl_slist_append(NULL, h);
+    r->headers = transport_header(NULL, h);
     free(h);
-    if (!r->headers) {
-        fprintf(stderr, "tdhook: out of memory\n");
-        exit(EX_OSERR);
-    }
     td_list_push(&td->pending, r);
 }
 
@@ -777,55 +760,29 @@ td_get_done(topdesk_t *td, const topdesk_response_t *res, void *arg, char **errs
     return TOPDESK_OK;
 }
 
-int
-topdesk_get(topdesk_t *td, const char *path, const char *accept, json_object **out,
-            int *status, char **errstr, long *retry_after_ms)
-{
-    td_get_t g = {NULL, 0};
-    topdesk_t *run = td;
-    int rc;
-
-    *out = NULL;
-    if (status)
-        *status = 0;
-    /* from inside a callback: run on a client of its own */
-    if (td->running)
-        run = topdesk_new(td->cfg);
-    topdesk_submit(run, path, accept, td_get_done, &g);
-    rc = topdesk_run(run, errstr, retry_after_ms);
-    if (status)
-        *status = rc == TOPDESK_OK ? g.status : run->fail_status;
-    if (run != td) {
-        td->requests += run->requests;
-        topdesk_free(run);
-    }
-    if (rc != TOPDESK_OK) {
-        if (g.body)
-            json_object_put(g.body);
-        return rc;
-    }
-    *out = g.body;
-    return TOPDESK_OK;
-}
-
-int
-topdesk_send(topdesk_t *td, const char *method, const char *path, const char *accept,
-              json_object *body, json_object **out, int *status, char **errstr,
-              long *retry_after_ms)
+/* One request, run at once: method NULL is a GET; body (may be NULL) is the
+ * JSON of any other method.  From inside a callback it runs on a client of
+ * its own. */
+static int
+td_one(topdesk_t *td, const char *method, const char *path, const char *accept,
+       json_object *body, json_object **out, int *status, char **errstr, long *retry_after_ms)
 {
     td_get_t g = {NULL, 0};
     topdesk_t *run = td->running ? topdesk_new(td->cfg) : td;
-    td_req_t *r;
     int rc;
 
     *out = NULL;
     if (status)
         *status = 0;
     topdesk_submit(run, path, accept, td_get_done, &g);
-    r = run->pending.tail;
-    r->method = xstrdup(method);
-    r->payload = xstrdup(body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : "");
-    r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+    if (method) {
+        td_req_t *r = run->pending.tail;
+
+        r->method = xstrdup(method);
+        r->payload = xstrdup(body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN)
+                                  : "");
+        r->headers = transport_header(r->headers, "Content-Type: application/json");
+    }
     rc = topdesk_run(run, errstr, retry_after_ms);
     if (status)
         *status = rc == TOPDESK_OK ? g.status : run->fail_status;
@@ -839,6 +796,21 @@ topdesk_send(topdesk_t *td, const char *method, const char *path, const char *ac
     }
     *out = g.body;
     return TOPDESK_OK;
+}
+
+int
+topdesk_get(topdesk_t *td, const char *path, const char *accept, json_object **out,
+            int *status, char **errstr, long *retry_after_ms)
+{
+    return td_one(td, NULL, path, accept, NULL, out, status, errstr, retry_after_ms);
+}
+
+int
+topdesk_send(topdesk_t *td, const char *method, const char *path, const char *accept,
+             json_object *body, json_object **out, int *status, char **errstr,
+             long *retry_after_ms)
+{
+    return td_one(td, method, path, accept, body, out, status, errstr, retry_after_ms);
 }
 
 unsigned long
