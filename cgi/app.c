@@ -17,21 +17,39 @@
 
 typedef enum { AUTH_NONE, AUTH_TOKEN } app_auth_t;
 
-typedef struct {
+typedef struct app_route app_route_t;
+
+/* Answers a request of route r that passed app_precheck(). */
+typedef void (*app_handler_fn)(app_t *app, const app_route_t *r, const app_request_t *req,
+                               app_response_t *res);
+
+struct app_route {
     const char *path;      /* exact path, or a prefix when it ends in '/' */
     const char *method;    /* "POST" or "GET" (GET also allows HEAD) */
     app_auth_t auth;
-    metrics_route_t metric;
-    const char *kind;      /* job kind for hooks */
-} app_route_t;
+    const char *label;     /* the route as /metrics counts it */
+    const char *kind;      /* job kind for hooks; NULL: no job */
+    int quiet;             /* logged at debug level when it succeeds */
+    app_handler_fn handle;
+};
 
+static void app_hook(app_t *app, const app_route_t *r, const app_request_t *req,
+                     app_response_t *res);
+static void app_job(app_t *app, const app_route_t *r, const app_request_t *req,
+                    app_response_t *res);
+static void app_healthz(app_t *app, const app_route_t *r, const app_request_t *req,
+                        app_response_t *res);
+static void app_metrics(app_t *app, const app_route_t *r, const app_request_t *req,
+                        app_response_t *res);
+
+/* The routes of DESIGN.md. */
 static const app_route_t app_routes[] = {
-    {"/hooks/stock-check", "POST", AUTH_TOKEN, ROUTE_HOOK_STOCK, "stock-check"},
-    {"/hooks/reservation", "POST", AUTH_TOKEN, ROUTE_HOOK_RESERVATION, "reservation"},
-    {"/hooks/reconcile", "POST", AUTH_TOKEN, ROUTE_HOOK_RECONCILE, "reconcile"},
-    {"/jobs/", "GET", AUTH_TOKEN, ROUTE_JOBS, NULL},
-    {"/healthz", "GET", AUTH_NONE, ROUTE_HEALTHZ, NULL},
-    {"/metrics", "GET", AUTH_NONE, ROUTE_METRICS, NULL},
+    {"/hooks/stock-check", "POST", AUTH_TOKEN, "/hooks/stock-check", "stock-check", 0, app_hook},
+    {"/hooks/reservation", "POST", AUTH_TOKEN, "/hooks/reservation", "reservation", 0, app_hook},
+    {"/hooks/reconcile", "POST", AUTH_TOKEN, "/hooks/reconcile", "reconcile", 0, app_hook},
+    {"/jobs/", "GET", AUTH_TOKEN, "/jobs", NULL, 0, app_job},
+    {"/healthz", "GET", AUTH_NONE, "/healthz", NULL, 1, app_healthz},
+    {"/metrics", "GET", AUTH_NONE, "/metrics", NULL, 1, app_metrics},
 };
 
 void
@@ -119,11 +137,20 @@ app_find(const char *path)
     return NULL;
 }
 
-int
-app_route_of(const char *path)
+const char *
+app_route_label(const char *path)
 {
     const app_route_t *r = path ? app_find(path) : NULL;
-    return r ? (int)r->metric : ROUTE_UNKNOWN;
+
+    return r ? r->label : "other";
+}
+
+int
+app_route_quiet(const char *path)
+{
+    const app_route_t *r = path ? app_find(path) : NULL;
+
+    return r && r->quiet;
 }
 
 static int
@@ -424,8 +451,9 @@ app_hook_queued(int rc, const char *id, int duplicate, void *arg)
 }
 
 static void
-app_job(app_t *app, const char *id, app_response_t *res)
+app_job(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
 {
+    const char *id = req->path + strlen(r->path);
     job_t *job = NULL;
     json_object *obj;
 
@@ -445,42 +473,44 @@ app_job(app_t *app, const char *id, app_response_t *res)
     job_free(job);
 }
 
+static void
+app_healthz(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
+{
+    (void)r;
+    (void)req;
+    if (!app->queue || !queue_writable(app->queue)) {
+        app_error(res, 503, "queue_unavailable", "the job queue is not writable");
+        return;
+    }
+    res->status = 200;
+    res->content_type = "text/plain; charset=utf-8";
+    buf_puts(&res->body, "ok\n");
+}
+
+static void
+app_metrics(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
+{
+    (void)r;
+    (void)req;
+    res->status = 200;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics_render(&res->body, app->queue ? queue_depth(app->queue) : 0,
+                   app->queue ? queue_dead_count(app->queue) : 0);
+}
+
 void
 app_handle(app_t *app, const app_request_t *req, app_response_t *res)
 {
-    const app_route_t *r;
+    const app_route_t *r = app_find(req->path);
 
-    if (app_precheck(app, req, (long long)req->body_len, res))
-        return;
-    r = app_find(req->path);
-    switch (r->metric) {
-    case ROUTE_HOOK_STOCK:
-    case ROUTE_HOOK_RESERVATION:
-    case ROUTE_HOOK_RECONCILE:
-        app_hook(app, r, req, res);
-        break;
-    case ROUTE_JOBS:
-        app_job(app, req->path + strlen(r->path), res);
-        break;
-    case ROUTE_HEALTHZ:
-        if (!app->queue || !queue_writable(app->queue)) {
-            app_error(res, 503, "queue_unavailable", "the job queue is not writable");
-            break;
-        }
-        res->status = 200;
-        res->content_type = "text/plain; charset=utf-8";
-        buf_puts(&res->body, "ok\n");
-        break;
-    case ROUTE_METRICS:
-        res->status = 200;
-        res->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        metrics_render(&res->body, app->queue ? queue_depth(app->queue) : 0,
-                       app->queue ? queue_dead_count(app->queue) : 0);
-        break;
-    default:
-        app_error(res, 404, "not_found", "no such route");
-        break;
-    }
+    r->handle(app, r, req, res);
+}
+
+void
+app_serve(app_t *app, const app_request_t *req, app_response_t *res)
+{
+    if (app_precheck(app, req, (long long)req->body_len, res) == 0)
+        app_handle(app, req, res);
 }
 
 void
@@ -491,13 +521,8 @@ app_handle_async(app_t *app, const app_request_t *req, app_response_t *res, app_
     json_object *payload;
     app_later_t *l;
 
-    if (r->metric != ROUTE_HOOK_STOCK && r->metric != ROUTE_HOOK_RESERVATION &&
-        r->metric != ROUTE_HOOK_RECONCILE) {
+    if (!r->kind) {
         app_handle(app, req, res);
-        done(res, arg);
-        return;
-    }
-    if (app_precheck(app, req, (long long)req->body_len, res)) {
         done(res, arg);
         return;
     }

@@ -55,13 +55,18 @@ char *app_route_path(const char *path_info, const char *document_uri,
  * content_length is -1 when absent. */
 int app_precheck(app_t *app, const app_request_t *req, long long content_length,
                  app_response_t *res);
-/* Handles a request whose body was read; fills res. */
+/* Handles a request that passed app_precheck() and whose body was read;
+ * fills res.  The request is not checked again. */
 void app_handle(app_t *app, const app_request_t *req, app_response_t *res);
+
+/* app_precheck() and app_handle() for a request that is whole in memory
+ * (its body_len as its length): the unit tests and the fuzzer. */
+void app_serve(app_t *app, const app_request_t *req, app_response_t *res);
 
 /* What app_handle_async() calls with the filled res. */
 typedef void (*app_done_fn)(app_response_t *res, void *arg);
 
-/* As app_handle(), but a hook's answer, which waits until its job is
+/* As app_handle() (req passed app_precheck()), but a hook's answer, which waits until its job is
  * durable, may come without the calling thread: done(res, arg) is called
  * exactly once, maybe from another thread once the job's journal group is
  * written, maybe before this returns.  res must stay valid until then; req
@@ -69,7 +74,11 @@ typedef void (*app_done_fn)(app_response_t *res, void *arg);
 void app_handle_async(app_t *app, const app_request_t *req, app_response_t *res,
                       app_done_fn done, void *arg);
 
-/* The metrics route of a path (ROUTE_UNKNOWN when none). */
-int app_route_of(const char *path);
+/* The route of path as /metrics counts it: "/hooks/reservation", "/jobs",
+ * ..., "other" for no route; static. */
+const char *app_route_label(const char *path);
+/* 1 when a successful request of path is logged at debug level only
+ * (/healthz, /metrics: scraped often). */
+int app_route_quiet(const char *path);
 
 #endif

@@ -196,13 +196,13 @@ front_end(front_req_t *f)
     int status = res->status;
 
     front_send(&f->io, res, f->rid, method && strcmp(method, "HEAD") == 0);
-    metrics_request((metrics_route_t)app_route_of(path), status);
+    metrics_request(app_route_label(path), status);
     if (status >= 400)
         log_warn("%s %s %d %.*s", method ? method : "-", path, status,
                  (int)(res->body.len && buf_str(&res->body)[res->body.len - 1] == '\n'
                            ? res->body.len - 1 : res->body.len),
                  buf_str(&res->body));
-    else if (app_route_of(path) == ROUTE_HEALTHZ || app_route_of(path) == ROUTE_METRICS)
+    else if (app_route_quiet(path))
         log_debug("%s %s %d", method, path, status);
     else
         log_info("%s %s %d %.*s", method, path, status,

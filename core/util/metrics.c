@@ -1,6 +1,7 @@
 #include "autoconf.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -16,15 +17,25 @@ static const char *const metrics_kinds[] = {"stock-check", "reservation", "recon
 static const double metrics_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define NBUCKET (sizeof metrics_buckets / sizeof *metrics_buckets)
 
-static const char *const route_names[ROUTE_COUNT] = {
-    "/hooks/stock-check", "/hooks/reservation", "/hooks/reconcile", "/hooks/graph",
-    "/jobs", "/healthz", "/metrics", "other",
-};
+/* Routes are counted by their label, as the edge names them; the labels
+ * take their slot in the shared page the first time they are counted, so
+ * every process of a server counts one route in one slot. */
+#define NROUTE 32
+#define ROUTE_LABEL_MAX 48
+#define SLOT_FREE 0
+#define SLOT_WRITING 1
+#define SLOT_READY 2
+
+typedef struct {
+    int32_t state;                  /* SLOT_* */
+    char label[ROUTE_LABEL_MAX];
+    uint64_t n[NSTATUS];
+} metrics_route_slot_t;
 static const char *const peer_names[PEER_COUNT] = {"topdesk", "graph", "ews", "smtp"};
 static const char *const outcome_names[OUTCOME_COUNT] = {"done", "retry", "dead"};
 
 typedef struct {
-    uint64_t requests[ROUTE_COUNT][NSTATUS];
+    metrics_route_slot_t routes[NROUTE];   /* the last one is "other" when full */
     uint64_t jobs[NKIND][OUTCOME_COUNT];
     uint64_t up_bucket[PEER_COUNT][NBUCKET + 1]; /* last: +Inf */
     uint64_t up_sum_us[PEER_COUNT];
@@ -55,17 +66,39 @@ metrics_get(const uint64_t *counter)
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
+/* The slot of label: found, or taken now; the last slot when all are
+ * taken (it counts as "other"). */
+static metrics_route_slot_t *
+metrics_route_slot(const char *label)
+{
+    for (size_t i = 0; i < NROUTE - 1; i++) {
+        metrics_route_slot_t *slot = &metrics->routes[i];
+        int32_t st = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE), free_state = SLOT_FREE;
+
+        if (st == SLOT_FREE &&
+            __atomic_compare_exchange_n(&slot->state, &free_state, SLOT_WRITING, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            snprintf(slot->label, sizeof slot->label, "%s", label);
+            __atomic_store_n(&slot->state, SLOT_READY, __ATOMIC_RELEASE);
+            return slot;
+        }
+        while ((st = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE)) == SLOT_WRITING)
+            ;   /* another process is writing this label: a few stores */
+        if (strncmp(slot->label, label, sizeof slot->label - 1) == 0)
+            return slot;
+    }
+    return &metrics->routes[NROUTE - 1];
+}
+
 void
-metrics_request(metrics_route_t route, int status)
+metrics_request(const char *route, int status)
 {
     size_t i;
 
     metrics_setup();
-    if ((unsigned)route >= ROUTE_COUNT)
-        route = ROUTE_UNKNOWN;
     for (i = 0; i < NSTATUS - 1 && metrics_statuses[i] != status; i++)
         ;
-    metrics_add(&metrics->requests[route][i], 1);
+    metrics_add(&metrics_route_slot(route && *route ? route : "other")->n[i], 1);
 }
 
 void
@@ -96,12 +129,6 @@ metrics_upstream(metrics_peer_t peer, double seconds)
     metrics_add(&metrics->up_sum_us[peer], (uint64_t)(seconds * 1e6));
 }
 
-const char *
-metrics_route_name(metrics_route_t route)
-{
-    return (unsigned)route < ROUTE_COUNT ? route_names[route] : "other";
-}
-
 void
 metrics_render(buf_t *out, size_t queue_depth, size_t dead_letters)
 {
@@ -109,18 +136,24 @@ metrics_render(buf_t *out, size_t queue_depth, size_t dead_letters)
 
     buf_puts(out, "# HELP tdhook_http_requests_total HTTP requests answered, by route and status.\n"
                   "# TYPE tdhook_http_requests_total counter\n");
-    for (size_t r = 0; r < ROUTE_COUNT; r++)
+    for (size_t r = 0; r < NROUTE; r++) {
+        const metrics_route_slot_t *slot = &metrics->routes[r];
+        const char *label = r == NROUTE - 1 ? "other" : slot->label;
+
+        if (r < NROUTE - 1 && __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) != SLOT_READY)
+            continue;
         for (size_t s = 0; s < NSTATUS; s++) {
-            uint64_t n = metrics_get(&metrics->requests[r][s]);
+            uint64_t n = metrics_get(&slot->n[s]);
             if (!n)
                 continue;
             if (s < NSTATUS - 1)
                 buf_printf(out, "tdhook_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                           route_names[r], metrics_statuses[s], (unsigned long long)n);
+                           label, metrics_statuses[s], (unsigned long long)n);
             else
                 buf_printf(out, "tdhook_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                           route_names[r], (unsigned long long)n);
+                           label, (unsigned long long)n);
         }
+    }
 
     buf_puts(out, "# HELP tdhook_jobs_total Job attempts finished, by kind and outcome.\n"
                   "# TYPE tdhook_jobs_total counter\n");

@@ -1,5 +1,6 @@
-/* Unit tests of routing, auth, body limits and JSON handling: app_handle()
- * and front_handle() with a real queue in a temporary state_dir. */
+/* Unit tests of routing, auth, body limits and JSON handling: app_serve()
+ * (app_precheck() then app_handle()) and front_handle() with a real queue in
+ * a temporary state_dir. */
 #include "autoconf.h"
 
 #include <setjmp.h>
@@ -82,7 +83,7 @@ teardown(void **state)
     return 0;
 }
 
-/* Runs one request through app_handle(); returns the status. */
+/* Runs one request through app_serve(); returns the status. */
 static int
 call(fixture_t *f, const char *method, const char *path, const char *auth,
      const char *ctype, const char *body, app_response_t *res)
@@ -91,7 +92,7 @@ call(fixture_t *f, const char *method, const char *path, const char *auth,
                          body ? strlen(body) : 0};
 
     app_response_init(res);
-    app_handle(&f->app, &req, res);
+    app_serve(&f->app, &req, res);
     return res->status;
 }
 
@@ -255,14 +256,14 @@ test_idempotency(void **state)
     app_response_init(&a);
     app_response_init(&b);
     app_response_init(&c);
-    app_handle(&f->app, &req, &a);
-    app_handle(&f->app, &req, &b);
+    app_serve(&f->app, &req, &a);
+    app_serve(&f->app, &req, &b);
     assert_int_equal(a.status, 202);
     assert_int_equal(b.status, 202);
     assert_string_equal(buf_str(&a.body), buf_str(&b.body));
     assert_int_equal(queue_depth(f->app.queue), 1);
     req.idempotency_key = "bad key with spaces";
-    app_handle(&f->app, &req, &c);
+    app_serve(&f->app, &req, &c);
     assert_int_equal(c.status, 400);
     app_response_free(&a);
     app_response_free(&b);

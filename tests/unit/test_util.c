@@ -112,10 +112,11 @@ test_metrics_render(void **state)
 
     (void)state;
     metrics_setup();
-    metrics_request(ROUTE_HOOK_RESERVATION, 202);
-    metrics_request(ROUTE_HOOK_RESERVATION, 202);
-    metrics_request(ROUTE_UNKNOWN, 404);
-    metrics_request(ROUTE_HEALTHZ, 299);
+    metrics_request("/hooks/reservation", 202);
+    metrics_request("/hooks/reservation", 202);
+    metrics_request("other", 404);
+    metrics_request(NULL, 404);
+    metrics_request("/healthz", 299);
     metrics_job("reservation", OUTCOME_DONE);
     metrics_upstream(PEER_TOPDESK, 0.07);
     metrics_upstream(PEER_TOPDESK, 100);
@@ -123,7 +124,7 @@ test_metrics_render(void **state)
     metrics_render(&b, 3, 1);
     const char *s = buf_str(&b);
     assert_non_null(strstr(s, "tdhook_http_requests_total{route=\"/hooks/reservation\",status=\"202\"} 2\n"));
-    assert_non_null(strstr(s, "tdhook_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
+    assert_non_null(strstr(s, "tdhook_http_requests_total{route=\"other\",status=\"404\"} 2\n"));
     assert_non_null(strstr(s, "tdhook_http_requests_total{route=\"/healthz\",status=\"other\"} 1\n"));
     assert_non_null(strstr(s, "tdhook_jobs_total{kind=\"reservation\",outcome=\"done\"} 1\n"));
     assert_non_null(strstr(s, "tdhook_queue_depth 3\n"));
