@@ -593,48 +593,78 @@ stock_digest(const config_t *cfg, const stock_report_t *r, size_t nnew, const co
 }
 
 int
-stock_job(const config_t *cfg, queue_t *q, json_object *payload, json_object **result,
-          char **errstr, long *retry_after_ms)
+stock_run(const config_t *cfg, const stock_how_t *how, json_object **result, char **errstr,
+          long *retry_after_ms)
 {
     stock_report_t *r = NULL;
     const config_list_t *to = NULL;
-    json_object *v;
-    int dry_run = 0, rc;
+    const char *why = NULL;
+    char *mail_state = NULL, *mail_job = NULL;
     size_t nnew;
-    const char *mail_state = "queued";
-    char mail_id[QUEUE_ID_MAX] = "";
+    int rc;
 
     *result = NULL;
-    if (payload && json_object_object_get_ex(payload, "dry_run", &v))
-        dry_run = json_object_get_boolean(v);
-    rc = stock_check_run(cfg, &r, errstr, retry_after_ms, NULL);
+    rc = stock_check_run(cfg, &r, errstr, retry_after_ms, how->progress);
     if (rc)
         return rc;
     nnew = stock_mark_new(cfg, r, 0);
-    if (dry_run)
-        mail_state = "dry run: not sent";
+    if (how->on_report)
+        how->on_report(r, how->dry_run, how->arg);
+    if (how->dry_run)
+        why = "dry run: not sent";
     else
-        to = stock_recipients(cfg, r, nnew, &mail_state);
+        to = stock_recipients(cfg, r, nnew, &why);
     if (to) {
         char *message = stock_digest(cfg, r, nnew, to);
 
-        rc = mailjob_enqueue(q, to->v, to->n, message, mail_id);
+        rc = how->deliver(to, message, how->arg, &mail_state, &mail_job, errstr);
         free(message);
-        if (rc != QUEUE_OK) {
+        if (rc != STOCK_OK) {
             stock_report_free(r);
-            *errstr = xstrdup("could not queue the digest mail");
-            return STOCK_ERETRY;
+            free(mail_state);
+            free(mail_job);
+            return rc;
         }
     }
     /* Only a report that went out (or was not needed) moves the state on. */
-    if (!dry_run)
+    if (!how->dry_run)
         stock_mark_new(cfg, r, 1);
     *result = stock_report_json(r);
-    json_object_object_add(*result, "mail", json_object_new_string(mail_state));
-    if (*mail_id)
-        json_object_object_add(*result, "mail_job", json_object_new_string(mail_id));
+    json_object_object_add(*result, "mail", json_object_new_string(mail_state ? mail_state : why));
+    if (mail_job)
+        json_object_object_add(*result, "mail_job", json_object_new_string(mail_job));
     log_info("stock check: %zu stock rooms, %zu under their minimum, %zu without; mail %s",
-             r->n, r->nshort, r->nnominimum, mail_state);
+             r->n, r->nshort, r->nnominimum, mail_state ? mail_state : why);
+    free(mail_state);
+    free(mail_job);
     stock_report_free(r);
     return STOCK_OK;
+}
+
+/* The hook's way out for the digest: a mail job. */
+static int
+stock_queue_digest(const config_list_t *to, const char *message, void *arg, char **state,
+                   char **ref, char **errstr)
+{
+    char mail_id[QUEUE_ID_MAX] = "";
+
+    if (mailjob_enqueue(arg, to->v, to->n, message, mail_id) != QUEUE_OK) {
+        *errstr = xstrdup("could not queue the digest mail");
+        return STOCK_ERETRY;
+    }
+    *state = xstrdup("queued");
+    *ref = xstrdup(mail_id);
+    return STOCK_OK;
+}
+
+int
+stock_job(const config_t *cfg, queue_t *q, json_object *payload, json_object **result,
+          char **errstr, long *retry_after_ms)
+{
+    stock_how_t how = {.deliver = stock_queue_digest, .arg = q};
+    json_object *v;
+
+    if (payload && json_object_object_get_ex(payload, "dry_run", &v))
+        how.dry_run = json_object_get_boolean(v);
+    return stock_run(cfg, &how, result, errstr, retry_after_ms);
 }

@@ -76,9 +76,32 @@ const config_list_t *stock_recipients(const config_t *cfg, const stock_report_t 
 char *stock_digest(const config_t *cfg, const stock_report_t *r, size_t nnew,
                    const config_list_t *to);
 
-/* The "stock-check" job: runs the check, queues the digest mail (unless
- * dry_run, or nothing to report) and sets *result to the report JSON.
- * STOCK_* codes. */
+/* How a run of the check reports: the job queues the digest as a mail job,
+ * the CLI prints the report and sends the digest at once. */
+typedef struct {
+    int dry_run;                 /* no mail, and the repeat state stays */
+    void (*progress)(size_t done, size_t total);      /* may be NULL */
+    /* Called once the report is made, before any mail; may be NULL. */
+    void (*on_report)(const stock_report_t *r, int dry_run, void *arg);
+    /* Delivers the built digest to `to`: STOCK_OK with *state (and *ref,
+     * e.g. the mail job's id, or NULL) allocated, else STOCK_ERETRY or
+     * STOCK_EFAIL with *errstr. */
+    int (*deliver)(const config_list_t *to, const char *message, void *arg, char **state,
+                   char **ref, char **errstr);
+    void *arg;
+} stock_how_t;
+
+/* One run: the check, the report (how->on_report), the digest when the
+ * report calls for one (how->deliver), the repeat state moved on once it
+ * went out or was not needed.  *result: the report JSON with "mail" (what
+ * became of the digest) and "mail_job" (how->deliver's *ref), put once.
+ * STOCK_* codes with *errstr. */
+int stock_run(const config_t *cfg, const stock_how_t *how, json_object **result, char **errstr,
+              long *retry_after_ms);
+
+/* The "stock-check" job: stock_run() with the digest queued as a mail job
+ * (unless payload has "dry_run": true, or nothing is to report).  STOCK_*
+ * codes. */
 int stock_job(const config_t *cfg, queue_t *q, json_object *payload, json_object **result,
               char **errstr, long *retry_after_ms);
 
