@@ -450,18 +450,24 @@ res_header() {
         }'
 }
 
-# json_str KEY [JSON]: the string value of the first "KEY" in document
-# order (default RES_BODY): a job's own "status" comes before the one in its
-# result, an error's "code" is found inside "error".
-json_str() {
-    local json=${2-$RES_BODY}
+# json_first TYPE KEY [JSON]: the value of the first "KEY" in document
+# order (default RES_BODY) whose value is of TYPE (str or num): a job's own
+# "status" comes before the one in its result, an error's "code" is found
+# inside "error".  Nothing when there is none.
+json_first() {
+    local type=$1 key=$2 json=${3-$RES_BODY}
     if command -v python3 >/dev/null 2>&1; then
         printf '%s' "$json" | python3 -c '
 import json, sys
+want = sys.argv[1]
+def fits(x):
+    if want == "str":
+        return isinstance(x, str)
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 def first(v, k):
     if isinstance(v, dict):
         for name, x in v.items():
-            if name == k and isinstance(x, str):
+            if name == k and fits(x):
                 return x
             r = first(x, k)
             if r is not None:
@@ -473,22 +479,32 @@ def first(v, k):
                 return r
     return None
 try:
-    r = first(json.load(sys.stdin), sys.argv[1])
+    r = first(json.load(sys.stdin), sys.argv[2])
 except Exception:
     r = None
 if r is not None:
-    print(r)' "$1"
+    print(r)' "$type" "$key"
         return
     fi
-    printf '%s' "$json" | tr '\n' ' ' | grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" |
-        head -n 1 | sed -E 's/.*:[[:space:]]*"([^"]*)"/\1/'
+    # Without python3: the first match in the text, which is document order
+    # for the flat answers of tdhook.
+    if [ "$type" = str ]; then
+        printf '%s' "$json" | tr '\n' ' ' | grep -o "\"$key\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" |
+            head -n 1 | sed -E 's/.*:[[:space:]]*"([^"]*)"/\1/'
+    else
+        printf '%s' "$json" | tr '\n' ' ' | grep -o -E "\"$key\"[[:space:]]*:[[:space:]]*-?[0-9]+" |
+            head -n 1 | sed -E 's/.*:[[:space:]]*//'
+    fi
 }
 
-# json_num KEY [JSON]: the numeric value of the first "KEY".
+# json_str KEY [JSON]: the string value of the first "KEY" (json_first).
+json_str() {
+    json_first str "$@"
+}
+
+# json_num KEY [JSON]: the numeric value of the first "KEY" (json_first).
 json_num() {
-    local json=${2-$RES_BODY}
-    printf '%s' "$json" | tr '\n' ' ' |
-        sed -n -E "s/.*\"$1\"[[:space:]]*:[[:space:]]*(-?[0-9]+).*/\\1/p" | head -n 1
+    json_first num "$@"
 }
 
 # is_json TEXT: true when TEXT parses as JSON (python3), or looks like an
