@@ -262,30 +262,43 @@ t_setup() {
     say "# test dir $T, tdhook $TDHOOK"
 }
 
-# write_config [EXTRA_YAML]: the test config at $T/tdhook.yaml (mode 600);
-# EXTRA_YAML is appended (whole top-level sections, e.g. a queue: block).
+# write_config [SECTION=YAML ...]: the test config at $T/tdhook.yaml (mode
+# 600), one line a top-level section.  Each argument replaces the default
+# of its section (or adds one) with YAML in flow style, e.g.
+#   write_config "queue={runners: 1, retry_base: 100ms}" \
+#       "mail={smtp_url: smtp://127.0.0.1:$SMTP_PORT, starttls: off, from: a@example.com}"
+# SECTION= (empty) leaves a section out.  The defaults: a state_dir in $T,
+# both test tokens, a TOPdesk nobody answers on, a sender, a Graph backend.
 write_config() {
-    local extra=${1:-}
+    local -A sec=(
+        [state_dir]="$T/state"
+        [log]="{level: info, format: text}"
+        [hooks]="{tokens: [$TOKEN1, $TOKEN2], max_body: 1MiB}"
+        [topdesk]="{url: 'http://127.0.0.1:9', username: u, application_password: $TD_SECRET}"
+        [mail]="{from: tdhook@example.com}"
+        [graph]="{tenant: t, client_id: c, client_secret: $GRAPH_SECRET}"
+    )
+    local order=(state_dir log hooks admin_mail topdesk mail stock_check reservations graph ews
+        queue) a k
+    for a in "$@"; do
+        case $a in
+        [a-z]*=*) ;;
+        *)
+            say "write_config: expected SECTION=YAML, got '$a'" >&2
+            return 1
+            ;;
+        esac
+        k=${a%%=*}
+        sec[$k]=${a#*=}
+        [[ " ${order[*]} " == *" $k "* ]] || order+=("$k")
+    done
     mkdir -p "$T/state"
-    cat >"$T/tdhook.yaml" <<EOF
-# written by tests/lib.sh
-state_dir: $T/state
-log: {level: info, format: text}
-hooks:
-  tokens: [$TOKEN1, $TOKEN2]
-  max_body: 1MiB
-topdesk:
-  url: http://127.0.0.1:9
-  username: u
-  application_password: $TD_SECRET
-mail:
-  from: tdhook@example.com
-graph:
-  tenant: t
-  client_id: c
-  client_secret: $GRAPH_SECRET
-$extra
-EOF
+    {
+        say "# written by tests/lib.sh (write_config)"
+        for k in "${order[@]}"; do
+            [ -n "${sec[$k]:-}" ] && printf '%s: %s\n' "$k" "${sec[$k]}"
+        done
+    } >"$T/tdhook.yaml"
     chmod 600 "$T/tdhook.yaml"
 }
 

@@ -304,35 +304,13 @@ SMTP_PORT=$PY_PORT
 n=$("$PY" "$T/soak.py" seed "$TD" "$RESERVATIONS" "$T/ids") || die "cannot seed the fake TOPdesk"
 say "# seeded $n reservations in 20 rooms (16 mapped)"
 
-mkdir -p "$T/state"
-cat >"$T/tdhook.yaml" <<EOF
-# written by tests/soak.sh
-state_dir: $T/state
-log: {level: warn, format: text}
-hooks:
-  tokens: [$TOKEN1]
-admin_mail: [tdhook-admin@example.com]
-topdesk:
-  url: $TD
-  username: tdhook-api
-  application_password: $TD_SECRET
-  timeout: 10s
-mail:
-  smtp_url: smtp://127.0.0.1:$SMTP_PORT
-  starttls: off
-  from: tdhook@example.com
-reservations:
-  exchange: graph
-  notify: {requester: true, to: [$FACILITIES]}
-graph:
-  tenant: $TENANT
-  client_id: $GRAPH_CLIENT
-  client_secret: $GRAPH_SECRET
-  login_url: $EX
-  graph_url: $EX/v1.0
-queue: {runners: $RUNNERS, max_jobs: 1000000, retry_base: 100ms, retry_max: $RETRY_MAX, max_attempts: 20}
-EOF
-chmod 600 "$T/tdhook.yaml"
+write_config "log={level: warn, format: text}" "hooks={tokens: [$TOKEN1]}" \
+    "admin_mail=[tdhook-admin@example.com]" \
+    "topdesk={url: '$TD', username: tdhook-api, application_password: $TD_SECRET, timeout: 10s}" \
+    "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com}" \
+    "reservations={exchange: graph, notify: {requester: true, to: [$FACILITIES]}}" \
+    "graph={tenant: $TENANT, client_id: $GRAPH_CLIENT, client_secret: $GRAPH_SECRET, login_url: '$EX', graph_url: '$EX/v1.0'}" \
+    "queue={runners: $RUNNERS, max_jobs: 1000000, retry_base: 100ms, retry_max: $RETRY_MAX, max_attempts: 20}"
 unset TDHOOK_TEST_JOB
 start_tdhook --socket "unix:$T/tdhook.sock" --workers "$WORKERS"
 start_nginx

@@ -47,36 +47,14 @@ mkdir -p "$T/mail"
 start_py fake-smtp_sink smtp_sink.py --maildir "$T/mail"
 SMTP_PORT=$PY_PORT
 
-mkdir -p "$T/state"
-cat >"$T/tdhook.yaml" <<EOF
-state_dir: $T/state
-log: {level: info, format: text}
-hooks:
-  tokens: [$TOKEN1, $TOKEN2]
-  max_body: 4KiB
-admin_mail: [tdhook-admin@example.com]
-topdesk:
-  url: $TD
-  username: tdhook-api
-  application_password: $TD_SECRET
-  timeout: 10s
-mail:
-  smtp_url: smtp://127.0.0.1:$SMTP_PORT
-  starttls: off
-  from: tdhook@example.com
-stock_check: {to: [inkoop@example.com]}
-reservations:
-  exchange: graph
-  notify: {requester: true, to: [facilities@example.com]}
-graph:
-  tenant: t
-  client_id: c
-  client_secret: $GRAPH_SECRET
-  login_url: $EX
-  graph_url: $EX/v1.0
-queue: {runners: 0, max_jobs: 6}
-EOF
-chmod 600 "$T/tdhook.yaml"
+write_config "hooks={tokens: [$TOKEN1, $TOKEN2], max_body: 4KiB}" \
+    "admin_mail=[tdhook-admin@example.com]" \
+    "topdesk={url: '$TD', username: tdhook-api, application_password: $TD_SECRET, timeout: 10s}" \
+    "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com}" \
+    "stock_check={to: [inkoop@example.com]}" \
+    "reservations={exchange: graph, notify: {requester: true, to: [facilities@example.com]}}" \
+    "graph={tenant: t, client_id: c, client_secret: $GRAPH_SECRET, login_url: '$EX', graph_url: '$EX/v1.0'}" \
+    "queue={runners: 0, max_jobs: 6}"
 printf 'state_dir: %s\nhooks: {tokens: [x]}\nbogus_key: 1\n' "$T/state" >"$T/bad.yaml"
 
 RUNS=0

@@ -72,7 +72,7 @@ say "tdhook and bare-fcgi: $WORKERS workers of $THREADS threads each; nginx work
     die "cannot build rate.c"
 
 # --- tdhook, the bare responder, nginx -------------------------------------------
-write_config "queue: {runners: 0, max_jobs: 10000000}"
+write_config "queue={runners: 0, max_jobs: 10000000}"
 start_tdhook --socket "unix:$T/tdhook.sock" --workers "$WORKERS" --threads "$THREADS"
 "$T/bare_fcgi" "$T/bare.sock" "$WORKERS" "$THREADS" >>"$T/bare.log" 2>&1 &
 EXTRA_PIDS+=("$!")

@@ -72,7 +72,7 @@ end
 EOF
 
 # --- 1. the flood against a queue that cannot drain ------------------------------
-write_config "queue: {runners: 0, max_jobs: $MAX_JOBS}"
+write_config "queue={runners: 0, max_jobs: $MAX_JOBS}"
 start_tdhook
 start_nginx
 before=$(http_workers)
@@ -105,7 +105,7 @@ check "tdhook still runs" alive "$TDHOOK_PID"
 
 # --- 2. runners come back: the queue drains and hooks are accepted again ----------
 stop_tdhook
-write_config "queue: {runners: 2, max_jobs: $MAX_JOBS}"
+write_config "queue={runners: 2, max_jobs: $MAX_JOBS}"
 start=$(date +%s.%N)
 TDHOOK_TEST_JOB=ok start_tdhook
 queue_empty() { [ "$(n_queued)" -eq 0 ]; }

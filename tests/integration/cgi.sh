@@ -8,7 +8,7 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$top_srcdir/tests/lib.sh"
 
 t_setup
-write_config "queue: {runners: 0}"
+write_config "queue={runners: 0}"
 export LC_ALL=C
 
 # cgi METHOD PATH BODY [VAR=VALUE...]: runs one CGI request with token 1,

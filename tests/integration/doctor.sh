@@ -52,38 +52,12 @@ SMTP_REFUSE_PORT=$PY_PORT
 
 # write_doctor_config [GRAPH_SECRET_VALUE] [SMTP_PORT]
 write_doctor_config() {
-    mkdir -p "$T/state"
-    cat >"$T/tdhook.yaml" <<EOF
-# written by tests/integration/doctor.sh
-state_dir: $T/state
-log: {level: info, format: text}
-hooks:
-  tokens: [$TOKEN1, $TOKEN2]
-admin_mail: [$ADMIN]
-topdesk:
-  url: http://127.0.0.1:$TD_PORT
-  username: $TD_USER
-  application_password: $TD_SECRET
-  timeout: 10s
-mail:
-  smtp_url: smtp://127.0.0.1:${2:-$SMTP_PORT}
-  starttls: auto
-  from: $FROM
-stock_check:
-  minimum_field: Minimale voorraad
-  to: [inkoop@example.com]
-reservations:
-  exchange: graph
-  room_mapping:
-    topdesk_field: optionalFields1.text1
-graph:
-  tenant: $TENANT
-  client_id: $GRAPH_CLIENT
-  client_secret: ${1:-$GRAPH_SECRET}
-  login_url: http://127.0.0.1:$GRAPH_PORT
-  graph_url: http://127.0.0.1:$GRAPH_PORT/v1.0
-EOF
-    chmod 600 "$T/tdhook.yaml"
+    write_config "hooks={tokens: [$TOKEN1, $TOKEN2]}" "admin_mail=[$ADMIN]" \
+        "topdesk={url: 'http://127.0.0.1:$TD_PORT', username: $TD_USER, application_password: $TD_SECRET, timeout: 10s}" \
+        "mail={smtp_url: 'smtp://127.0.0.1:${2:-$SMTP_PORT}', starttls: auto, from: $FROM}" \
+        "stock_check={minimum_field: Minimale voorraad, to: [inkoop@example.com]}" \
+        "reservations={exchange: graph, room_mapping: {topdesk_field: optionalFields1.text1}}" \
+        "graph={tenant: $TENANT, client_id: $GRAPH_CLIENT, client_secret: ${1:-$GRAPH_SECRET}, login_url: 'http://127.0.0.1:$GRAPH_PORT', graph_url: 'http://127.0.0.1:$GRAPH_PORT/v1.0'}"
 }
 
 # doctor [ARGS...]: runs `tdhook doctor`; sets DR_RC and DR_OUT (stdout and

@@ -12,7 +12,7 @@ t_setup nginx
 # What a job attempt does: "echo" completes it at once with what it
 # received, so this test never depends on TOPdesk or Exchange.
 export TDHOOK_TEST_JOB=echo
-write_config "queue: {runners: 1, retry_base: 100ms}"
+write_config "queue={runners: 1, retry_base: 100ms}"
 start_tdhook
 start_nginx
 

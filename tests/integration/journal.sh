@@ -17,7 +17,7 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 need_test_seams
 
 t_setup nginx
-write_config "queue: {runners: 0, max_jobs: 1100}"
+write_config "queue={runners: 0, max_jobs: 1100}"
 
 # crash: kill -9 the master and every child, as a power cut would.
 crash() {

@@ -11,7 +11,7 @@ need_test_seams
 
 need_cmd pgrep
 t_setup nginx
-write_config "queue: {runners: 1, retry_base: 100ms, retry_max: 200ms}"
+write_config "queue={runners: 1, retry_base: 100ms, retry_max: 200ms}"
 # Slow enough that a loaded machine still sees the job running when it kills.
 TDHOOK_TEST_JOB=sleep=8000 start_tdhook
 # From here on a job completes at once ("echo": it records what it got).

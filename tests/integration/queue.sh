@@ -13,7 +13,7 @@ t_setup nginx
 # What a job attempt does: "echo" completes it at once with what it
 # received, so this test never depends on TOPdesk or Exchange.
 export TDHOOK_TEST_JOB=echo
-QUEUE_YAML="queue: {runners: 1, retry_base: 100ms, retry_max: 200ms, max_attempts: 5}"
+QUEUE_YAML="queue={runners: 1, retry_base: 100ms, retry_max: 200ms, max_attempts: 5}"
 write_config "$QUEUE_YAML"
 start_tdhook
 start_nginx
@@ -138,7 +138,7 @@ assert_json_error 404 "an unknown job is 404"
 
 # --- an unwritable state_dir --------------------------------------------------
 stop_tdhook
-write_config "queue: {runners: 0}"
+write_config "queue={runners: 0}"
 start_tdhook
 req GET /healthz
 assert_status 200 "/healthz with a writable queue"
@@ -167,7 +167,7 @@ assert_status 202 "POST once the queue is writable again"
 # --- a full queue ----------------------------------------------------------
 stop_tdhook
 rm -rf "$T/state"
-write_config "queue: {runners: 0, max_jobs: 2}"
+write_config "queue={runners: 0, max_jobs: 2}"
 start_tdhook
 post_hook /hooks/stock-check '{}'
 assert_status 202 "full queue: first job"

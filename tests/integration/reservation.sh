@@ -64,47 +64,18 @@ SMTP_PORT=$PY_PORT
 if [ "$BACKEND" = graph ]; then
     start_py fake-graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" --client-secret "$GRAPH_SECRET"
     EX=http://127.0.0.1:$PY_PORT
-    EXCHANGE_YAML="graph:
-  tenant: $TENANT
-  client_id: $GRAPH_CLIENT
-  client_secret: $GRAPH_SECRET
-  login_url: $EX
-  graph_url: $EX/v1.0"
+    EXCHANGE_YAML="graph={tenant: $TENANT, client_id: $GRAPH_CLIENT, client_secret: $GRAPH_SECRET, login_url: '$EX', graph_url: '$EX/v1.0'}"
 else
     start_py fake-ews ews.py --user 'CONTOSO\tdhook' --password "$EWS_SECRET" --auth ntlm
     EX=http://127.0.0.1:$PY_PORT
-    EXCHANGE_YAML="ews:
-  url: $EX/EWS/Exchange.asmx
-  username: 'CONTOSO\\tdhook'
-  password: $EWS_SECRET
-  auth: ntlm"
+    EXCHANGE_YAML="ews={url: '$EX/EWS/Exchange.asmx', username: 'CONTOSO\\tdhook', password: $EWS_SECRET, auth: ntlm}"
 fi
 
-mkdir -p "$T/state"
-cat >"$T/tdhook.yaml" <<EOF
-# written by tests/integration/reservation.sh
-state_dir: $T/state
-log: {level: info, format: text}
-hooks:
-  tokens: [$TOKEN1, $TOKEN2]
-admin_mail: [tdhook-admin@example.com]
-topdesk:
-  url: $TD
-  username: tdhook-api
-  application_password: $TD_SECRET
-  timeout: 10s
-mail:
-  smtp_url: smtp://127.0.0.1:$SMTP_PORT
-  starttls: off
-  from: tdhook@example.com
-reservations:
-  exchange: $BACKEND
-  reconcile_days: 30
-  notify: {requester: true, to: [$FACILITIES]}
-$EXCHANGE_YAML
-queue: {runners: 2, retry_base: 200ms, retry_max: 1s, max_attempts: 8}
-EOF
-chmod 600 "$T/tdhook.yaml"
+write_config "hooks={tokens: [$TOKEN1, $TOKEN2]}" "admin_mail=[tdhook-admin@example.com]" \
+    "topdesk={url: '$TD', username: tdhook-api, application_password: $TD_SECRET, timeout: 10s}" \
+    "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com}" \
+    "reservations={exchange: $BACKEND, reconcile_days: 30, notify: {requester: true, to: [$FACILITIES]}}" \
+    "graph=" "$EXCHANGE_YAML" "queue={runners: 2, retry_base: 200ms, retry_max: 1s, max_attempts: 8}"
 
 if [ "$BACKEND" = ews ]; then
     probe=$("$TDHOOK" -c "$T/tdhook.yaml" sync-reservation probe-0 --dry-run 2>&1)

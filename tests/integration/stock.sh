@@ -74,37 +74,11 @@ REPEAT=daily
 ALWAYS=false
 # write_stock_config [TOPDESK_URL]: the config at $T/tdhook.yaml.
 write_stock_config() {
-    mkdir -p "$T/state"
-    cat >"$T/tdhook.yaml" <<EOF
-# written by tests/integration/stock.sh
-state_dir: $T/state
-log: {level: info, format: text}
-hooks:
-  tokens: [$TOKEN1, $TOKEN2]
-admin_mail: [$ADMIN]
-topdesk:
-  url: ${1:-$TD_URL}
-  username: $TD_USER
-  application_password: $TD_SECRET
-  timeout: 20s
-  max_parallel: 4
-mail:
-  smtp_url: smtp://127.0.0.1:$SMTP_PORT
-  starttls: auto
-  from: tdhook@example.com
-stock_check:
-  minimum_field: Minimale voorraad
-  count: [assets, bulk_items]
-  to: [$BUYER]
-  repeat: $REPEAT
-  always_mail: $ALWAYS
-queue: {runners: 2, retry_base: 2s, retry_max: 2s, max_attempts: 3}
-graph:
-  tenant: t
-  client_id: c
-  client_secret: $GRAPH_SECRET
-EOF
-    chmod 600 "$T/tdhook.yaml"
+    write_config "hooks={tokens: [$TOKEN1, $TOKEN2]}" "admin_mail=[$ADMIN]" \
+        "topdesk={url: '${1:-$TD_URL}', username: $TD_USER, application_password: $TD_SECRET, timeout: 20s, max_parallel: 4}" \
+        "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: auto, from: tdhook@example.com}" \
+        "stock_check={minimum_field: Minimale voorraad, count: [assets, bulk_items], to: [$BUYER], repeat: $REPEAT, always_mail: $ALWAYS}" \
+        "queue={runners: 2, retry_base: 2s, retry_max: 2s, max_attempts: 3}"
 }
 
 # cli ARGS...: `tdhook stock-check ARGS`; sets CLI_RC, CLI_OUT, CLI_ERR.
