@@ -36,13 +36,17 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import struct
 import sys
 import threading
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
+
+# fakebase.py lies beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import fakebase  # noqa: E402
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
@@ -905,25 +909,11 @@ def main():
     if opts.mailboxes:
         mailboxes = {x.strip().lower() for x in opts.mailboxes.split(",") if x.strip()}
 
-    srv = ThreadingHTTPServer((opts.host, opts.port), Handler)
-    srv.daemon_threads = True
+    srv = fakebase.Server((opts.host, opts.port), Handler)
     srv.opts = opts
     srv.state = State(mailboxes)
-    port = srv.server_address[1]
-    if opts.port_file:
-        tmp = opts.port_file + ".tmp"
-        with open(tmp, "w", encoding="ascii") as fp:
-            fp.write("%d\n" % port)
-        os.rename(tmp, opts.port_file)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if opts.verbose:
-        sys.stderr.write("ews.py: listening on %s:%d\n" % (opts.host, port))
-    try:
-        srv.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    srv.server_close()
-
+    return fakebase.serve(srv, opts.port_file,
+                          "ews.py: listening on %s:%%d" % opts.host if opts.verbose else None)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

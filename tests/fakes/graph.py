@@ -25,9 +25,7 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
@@ -35,7 +33,7 @@ import traceback
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, \
     urlsplit
 
@@ -43,6 +41,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, \
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import faults  # noqa: E402
+import fakebase  # noqa: E402
 
 try:
     import zoneinfo
@@ -1694,32 +1693,6 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
         self.send_json(201, out)
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def server_bind(self):
-        # Skip HTTPServer.server_bind: its getfqdn() may wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = self.server_address[0]
-        self.server_port = self.server_address[1]
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout)):
-            return
-        super().handle_error(request, client_address)
-
-
-def write_port_file(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(
         description="Fake Microsoft Graph (token endpoint and room "
@@ -1744,28 +1717,11 @@ def main(argv=None):
         p.error("--token-ttl must be at least 1")
 
     state = State(args)
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = fakebase.Server(("127.0.0.1", args.port), Handler)
     server.state = state
-
-    def on_signal(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    port = server.server_address[1]
-    if args.port_file:
-        write_port_file(args.port_file, port)
-    if args.verbose:
-        sys.stderr.write("fake-graph: listening on 127.0.0.1:%d, tenant %s\n"
-                         % (port, args.tenant))
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except SystemExit:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
+    return fakebase.serve(server, args.port_file,
+                          "fake-graph: listening on 127.0.0.1:%%d, tenant %s" % args.tenant
+                          if args.verbose else None)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,11 +17,15 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import sys
 import threading
 import warnings
+
+# fakebase.py lies beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import fakebase  # noqa: E402
 
 try:
     from aiosmtpd.controller import Controller
@@ -145,13 +149,6 @@ class SinkController(Controller):
                                        ssl=self.ssl_context)
 
 
-def write_port_file(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="SMTP sink for tests.")
     p.add_argument("--port", type=int, default=0)
@@ -206,20 +203,10 @@ def main(argv=None):
         sys.stderr.write("smtp_sink: cannot start: %s\n" % e)
         return 2
 
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if args.port_file:
-        write_port_file(args.port_file, controller.port)
-    if args.verbose:
-        sys.stderr.write("smtp_sink: listening on 127.0.0.1:%d, maildir %s\n"
-                         % (controller.port, args.maildir))
-    while not stop.is_set():
-        stop.wait(0.2)
+    fakebase.run_until_signal(
+        controller.port, args.port_file,
+        "smtp_sink: listening on 127.0.0.1:%d, maildir %s" % (controller.port, args.maildir)
+        if args.verbose else None)
     controller.stop()
     return 0
 

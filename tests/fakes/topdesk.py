@@ -16,22 +16,21 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
 import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 # faults.py lies beside this file; no __pycache__ in the source tree.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import faults  # noqa: E402
+import fakebase  # noqa: E402
 
 # The link type (capability) "asset is in stock".
 STOCK_CAPABILITY = "dad98dad-054b-41ae-a727-3e3b37342739"
@@ -2953,32 +2952,6 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
         return user == state.user and password == state.password
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def server_bind(self):
-        # Skip HTTPServer.server_bind: its getfqdn() may wait on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = self.server_address[0]
-        self.server_port = self.server_address[1]
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout)):
-            return
-        super().handle_error(request, client_address)
-
-
-def write_port_file(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="Fake TOPdesk server for tests.")
     p.add_argument("--port", type=int, default=0)
@@ -3026,32 +2999,15 @@ def main(argv=None):
         return 2
     state = State(ds, args, org)
 
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = fakebase.Server(("127.0.0.1", args.port), Handler)
     server.state = state
-
-    def on_signal(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    port = server.server_address[1]
-    if args.port_file:
-        write_port_file(args.port_file, port)
+    banner = None
     if args.verbose:
-        sys.stderr.write("fake-topdesk: listening on 127.0.0.1:%d, data set "
-                         "%s (%d stocks, %d assets, %d rooms, %d persons, "
-                         "%d reservations)\n"
-                         % (port, args.dataset, len(ds.stocks), ds.n_assets,
-                            len(org.locations), len(org.persons),
-                            len(org.reservations)))
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except SystemExit:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
+        banner = ("fake-topdesk: listening on 127.0.0.1:%%d, data set %s (%d stocks, "
+                  "%d assets, %d rooms, %d persons, %d reservations)"
+                  % (args.dataset, len(ds.stocks), ds.n_assets, len(org.locations),
+                     len(org.persons), len(org.reservations)))
+    return fakebase.serve(server, args.port_file, banner)
 
 if __name__ == "__main__":
     sys.exit(main())
