@@ -41,8 +41,7 @@ else
     fail "the job is not running within 10 s: $RES_BODY"
 fi
 mapfile -t runners < <(procs tdhook-runner)
-kill -KILL "${runners[@]}" 2>/dev/null
-ok "kill -9 runner ${runners[*]}"
+check "kill -9 runner ${runners[*]}" kill -KILL "${runners[@]}"
 respawned() {
     local p
     p=$(procs tdhook-runner | head -n 1)
@@ -62,8 +61,7 @@ assert_eq "the interrupted job took 2 attempts" 2 "$(json_num attempts)"
 
 # --- kill -9 of HTTP workers ------------------------------------------------
 mapfile -t http < <(procs tdhook-http)
-kill -KILL "${http[0]}"
-ok "kill -9 http worker ${http[0]}"
+check "kill -9 http worker ${http[0]}" kill -KILL "${http[0]}"
 http_back() {
     [ "$(count_procs tdhook-http)" -eq 2 ] && ! procs tdhook-http | grep -qx "${http[0]}"
 }

@@ -834,8 +834,8 @@ sc_write_ahead_kill() {
     res_patch "$rid" "{\"rooms\": [\"$V101\"]}"
     pids=$(pgrep -P "$TDHOOK_PID" -x tdhook-runner | tr '\n' ' ')
     # shellcheck disable=SC2086  # one pid a word
-    kill -KILL $pids 2>/dev/null
-    ok "write-ahead, kill: kill -9 of the runners ($pids) during the match key"
+    check "write-ahead, kill: kill -9 of the runners ($pids) during the match key" \
+        kill -KILL $pids
     if wait_done "$id" 30; then
         ok "write-ahead, kill: the job ran again and is done"
     else
