@@ -182,6 +182,8 @@ exchange_parse_time(const char *s)
             if ((om = exchange_digits(&p, 2)) < 0)
                 return -1;
         }
+        if (oh > 23 || om > 59)
+            return -1;
         off = sign * (oh * 3600 + om * 60);
     }
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)

@@ -20,17 +20,6 @@
 /* How long a mail is tried before it becomes a dead letter: 5 days. */
 #define JOBS_MAIL_LIFETIME_MS (5LL * 24 * 3600 * 1000)
 
-static const char *const jobs_kinds[] = {"stock-check", "reservation", "reconcile", "mail"};
-
-int
-jobs_kind_known(const char *kind)
-{
-    for (size_t i = 0; i < sizeof jobs_kinds / sizeof *jobs_kinds; i++)
-        if (strcmp(kind, jobs_kinds[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* Reads a whole number after prefix in spec; -1 when absent or bad. */
 static long
 jobs_test_number(const char *spec, const char *prefix)
@@ -80,25 +69,18 @@ jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
     return 1;
 }
 
-static job_rc_t
+/* Each kind's run returns its module's own code (STOCK_*, RESERVATION_*,
+ * SMTP_*); the kind table says what that code is worth to the queue. */
+typedef int (*jobs_run_fn)(const config_t *cfg, queue_t *q, const job_t *job,
+                           job_outcome_t *out);
+
+static int
 jobs_stock_check(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
-    int rc = stock_job(cfg, q, job->payload, &out->result, &out->error, &out->retry_after_ms);
-
-    if (rc == STOCK_OK)
-        return JOB_RC_OK;
-    return rc == STOCK_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+    return stock_job(cfg, q, job->payload, &out->result, &out->error, &out->retry_after_ms);
 }
 
-static job_rc_t
-jobs_reservation_rc(int rc)
-{
-    if (rc == RESERVATION_OK)
-        return JOB_RC_OK;
-    return rc == RESERVATION_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
-}
-
-static job_rc_t
+static int
 jobs_reservation(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
     json_object *v;
@@ -110,13 +92,12 @@ jobs_reservation(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_
         key = json_object_get_string(v);
     if (!key || !*key) {
         out->error = xstrdup("the job names no reservation");
-        return JOB_RC_FAIL;
+        return RESERVATION_EFAIL;
     }
-    return jobs_reservation_rc(reservation_sync(cfg, q, key, 0, &out->result, &out->error,
-                                                &out->retry_after_ms));
+    return reservation_sync(cfg, q, key, 0, &out->result, &out->error, &out->retry_after_ms);
 }
 
-static job_rc_t
+static int
 jobs_reconcile(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
     json_object *v;
@@ -124,49 +105,87 @@ jobs_reconcile(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t 
 
     if (json_object_object_get_ex(job->payload, "days", &v))
         days = json_object_get_int(v);
-    return jobs_reservation_rc(reservation_reconcile(cfg, q, days, 0, &out->result, &out->error,
-                                                     &out->retry_after_ms));
+    return reservation_reconcile(cfg, q, days, 0, &out->result, &out->error,
+                                 &out->retry_after_ms);
 }
 
-static job_rc_t
-jobs_mail(const config_t *cfg, const job_t *job, job_outcome_t *out)
+static int
+jobs_mail(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
     char *err = NULL;
     int rc = mailjob_send(cfg, job->payload, &err);
 
+    (void)q;
     if (rc == SMTP_OK) {
         out->result = json_object_new_object();
         json_object_object_add(out->result, "sent", json_object_new_boolean(1));
         if (err)
             json_object_object_add(out->result, "warning", json_object_new_string(err));
         free(err);
-        return JOB_RC_OK;
+        return rc;
     }
     out->error = err ? err : xstrdup("mail could not be sent");
-    return rc == SMTP_ERETRY ? JOB_RC_RETRY : JOB_RC_FAIL;
+    return rc;
+}
+
+/* The kinds of job: what runs them, which of their codes is done and which
+ * is worth another try (any other gives up: a dead letter). */
+static const struct {
+    const char *kind;
+    jobs_run_fn run;
+    int ok;
+    int retry;
+} jobs_kinds[] = {
+    {"stock-check", jobs_stock_check, STOCK_OK, STOCK_ERETRY},
+    {"reservation", jobs_reservation, RESERVATION_OK, RESERVATION_ERETRY},
+    {"reconcile", jobs_reconcile, RESERVATION_OK, RESERVATION_ERETRY},
+    {"mail", jobs_mail, SMTP_OK, SMTP_ERETRY},
+};
+
+/* The row of kind, or -1. */
+static int
+jobs_kind_index(const char *kind)
+{
+    for (size_t i = 0; i < sizeof jobs_kinds / sizeof *jobs_kinds; i++)
+        if (strcmp(kind, jobs_kinds[i].kind) == 0)
+            return (int)i;
+    return -1;
+}
+
+int
+jobs_kind_known(const char *kind)
+{
+    return jobs_kind_index(kind) >= 0;
+}
+
+job_rc_t
+jobs_verdict(const char *kind, int code)
+{
+    int k = jobs_kind_index(kind);
+
+    if (k < 0)
+        return JOB_RC_FAIL;
+    if (code == jobs_kinds[k].ok)
+        return JOB_RC_OK;
+    return code == jobs_kinds[k].retry ? JOB_RC_RETRY : JOB_RC_FAIL;
 }
 
 job_rc_t
 jobs_run(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
 {
     job_rc_t rc = JOB_RC_OK;
+    int k = jobs_kind_index(job->kind);
 
     out->result = NULL;
     out->error = NULL;
     out->retry_after_ms = -1;
-    if (!jobs_kind_known(job->kind)) {
+    if (k < 0) {
         out->error = xasprintf("unknown job kind \"%s\"", job->kind);
         return JOB_RC_FAIL;
     }
     if (jobs_test_hook(job, out, &rc))
         return rc;
-    if (strcmp(job->kind, "stock-check") == 0)
-        return jobs_stock_check(cfg, q, job, out);
-    if (strcmp(job->kind, "mail") == 0)
-        return jobs_mail(cfg, job, out);
-    if (strcmp(job->kind, "reservation") == 0)
-        return jobs_reservation(cfg, q, job, out);
-    return jobs_reconcile(cfg, q, job, out);
+    return jobs_verdict(job->kind, jobs_kinds[k].run(cfg, q, job, out));
 }
 
 /* Tells admin_mail about a dead letter, through the queue like any mail.

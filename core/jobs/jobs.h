@@ -21,6 +21,11 @@ typedef struct {
 /* 1 when kind is one the hooks may queue ("stock-check", "reservation",
  * "reconcile", "mail"). */
 int jobs_kind_known(const char *kind);
+/* What a kind's own code (STOCK_*, RESERVATION_*, SMTP_*) is worth to the
+ * queue: done, another try later, or a dead letter.  An unknown kind or
+ * code gives up. */
+job_rc_t jobs_verdict(const char *kind, int code);
+
 /* Runs one attempt of job; q is where follow-up jobs (mail) go.  out is
  * filled; the caller frees its members. */
 job_rc_t jobs_run(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out);
