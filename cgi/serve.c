@@ -21,6 +21,7 @@
 #include "cgi/app.h"
 #include "cgi/front.h"
 #include "cgi/serve.h"
+#include "core/clients/transport.h"
 #include "core/jobs/jobs.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
@@ -261,15 +262,6 @@ serve_queue(const config_t *cfg)
         free(err);
     }
     return q;
-}
-
-static long long
-serve_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* How often the master checkpoints: SERVE_CHECKPOINT_MS, or for the tests
@@ -627,7 +619,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
     /* The master's own queue, for the checkpoints of the workers' journals. */
     q = serve_queue(cfg);
     checkpoint_ms = serve_checkpoint_ms();
-    last_checkpoint = serve_now_ms();
+    last_checkpoint = transport_now_ms();
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
@@ -653,7 +645,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
         struct timespec ts = {1, 0};
         siginfo_t info;
         int sig = sigtimedwait(&set, &info, &ts);
-        long long now = serve_now_ms();
+        long long now = transport_now_ms();
 
         if (q && checkpoint_ms > 0 && now - last_checkpoint >= checkpoint_ms) {
             queue_checkpoint(q);

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "core/clients/graph_private.h"
+#include "core/util/fileio.h"
 #include "core/util/log.h"
 #include "core/util/xalloc.h"
 
@@ -84,37 +85,19 @@ out:
 void
 graph_token_write(graph_t *g)
 {
-    char *tmp, *data;
-    int fd;
-    size_t len, off = 0;
-    ssize_t n;
+    char *data;
 
     if (!g->token_path)
         return;
     data = xasprintf("{\"access_token\":\"%s\",\"expires_at\":%lld}\n", g->token,
                      (long long)g->token_expires);
-    len = strlen(data);
-    tmp = xasprintf("%s.%ld.tmp", g->token_path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 && fchmod(fd, 0600) == 0) {
-        while (off < len) {
-            n = write(fd, data + off, len - off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-    }
-    if (fd < 0 || close(fd) != 0 || off < len || rename(tmp, g->token_path) != 0) {
+    if (file_replace(g->token_path, data, strlen(data), 0) != 0) {
         if (!g->warned_cache)
             log_warn("graph: cannot write the token cache %s: %s", g->token_path,
                      strerror(errno));
         g->warned_cache = 1;
-        unlink(tmp);
     }
     secret_free(data);
-    free(tmp);
 }
 
 /* Asks the token endpoint for a new token and stores it in g. */

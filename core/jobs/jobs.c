@@ -1,20 +1,21 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "core/jobs/jobs.h"
-#include "core/jobs/texts.h"
-#include "core/util/testseam.h"
-#include "core/util/log.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
+#include "core/clients/transport.h"
+#include "core/jobs/jobs.h"
 #include "core/jobs/mailjob.h"
-#include "core/util/metrics.h"
 #include "core/jobs/reservation.h"
 #include "core/jobs/stock.h"
+#include "core/jobs/texts.h"
+#include "core/util/log.h"
+#include "core/util/metrics.h"
+#include "core/util/testseam.h"
 #include "core/util/xalloc.h"
 
 /* How long a mail is tried before it becomes a dead letter: 5 days. */
@@ -51,9 +52,7 @@ jobs_test_hook(const job_t *job, job_outcome_t *out, job_rc_t *rc)
         return 0;
     *rc = JOB_RC_OK;
     if ((v = jobs_test_number(spec, "sleep=")) >= 0) {
-        struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
+        transport_sleep_ms(v);
     } else if ((v = jobs_test_number(spec, "retry=")) >= 0 && job->attempts <= v) {
         out->error = xasprintf("test: attempt %d fails for now", job->attempts);
         *rc = JOB_RC_RETRY;

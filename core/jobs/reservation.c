@@ -7,13 +7,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/clients/mime.h"
 #include "core/jobs/reservation_private.h"
 #include "core/util/buf.h"
+#include "core/util/fileio.h"
 #include "core/util/log.h"
 #include "core/util/xalloc.h"
 
@@ -163,21 +163,12 @@ static void
 rsv_state_save(const config_t *cfg, const char *resid, json_object *state)
 {
     char *path = rsv_state_path(cfg, resid, "json");
-    char *tmp = xasprintf("%s.tmp", path);
     const char *s;
-    int fd;
 
     json_object_object_add(state, "reservation", json_object_new_string(resid));
     s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s) || fsync(fd) < 0 ||
-        rename(tmp, path) < 0) {
+    if (file_replace(path, s, strlen(s), 1) != 0)
         log_warn("could not save %s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-    if (fd >= 0)
-        close(fd);
-    free(tmp);
     free(path);
 }
 

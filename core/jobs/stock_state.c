@@ -4,16 +4,14 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "core/jobs/stock.h"
+#include "core/util/fileio.h"
 #include "core/util/log.h"
 #include "core/util/xalloc.h"
 
@@ -24,7 +22,6 @@ size_t
 stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
 {
     char *path = xasprintf("%s/%s", cfg->state_dir, STOCK_STATE_FILE);
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     json_object *old = json_object_from_file(path), *old_short = NULL, *old_nomin = NULL;
     json_object *state, *now_short, *now_nomin;
     size_t nnew = 0;
@@ -55,24 +52,14 @@ stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
     json_object_object_add(state, "short", now_short);
     json_object_object_add(state, "no_minimum", now_nomin);
     if (save) {
-        int fd;
+        const char *s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
 
         mkdir(cfg->state_dir, 0700);   /* the CLI may run before any server made it */
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const char *s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
-        size_t len = strlen(s);
-
-        if (fd < 0 || write(fd, s, len) != (ssize_t)len || fsync(fd) < 0 ||
-            rename(tmp, path) < 0) {
+        if (file_replace(path, s, strlen(s), 1) != 0)
             log_warn("could not save %s: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-        if (fd >= 0)
-            close(fd);
     }
     json_object_put(state);
     json_object_put(old);
     free(path);
-    free(tmp);
     return nnew;
 }
