@@ -11,6 +11,7 @@
 #include "cgi/front.h"
 #include "cgi/serve.h"
 #include "config/config.h"
+#include "core/jobs/texts.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
 #include "core/util/testseam.h"
@@ -60,6 +61,7 @@ load_config(const char *path)
         return NULL;
     }
     log_setup((log_level_t)cfg->log_level, (log_format_t)cfg->log_format);
+    text_setup(cfg->mail.language == LANGUAGE_NL ? TEXT_NL : TEXT_EN, cfg->mail.timezone);
     return cfg;
 }
 

@@ -3,6 +3,7 @@
  * drives freeing and printing, so a key is added in one place only. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -136,6 +137,28 @@ has_prefix(const char *s, const char *prefix)
 }
 
 /* The string checks of F_STR: URL schemes and trailing slashes. */
+/* 1 when name is a time zone in the system's database ($TZDIR, else
+ * /usr/share/zoneinfo): a relative path of letters, digits, "_", "-", "+"
+ * and "/", naming a file there. */
+static int
+timezone_known(const char *name)
+{
+    const char *dir = getenv("TZDIR");
+    struct stat st;
+    char *path;
+    int ok;
+
+    if (!*name || name[0] == '/' || strstr(name, ".."))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("_-+/", *p))
+            return 0;
+    path = xasprintf("%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
+    ok = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    free(path);
+    return ok;
+}
+
 static void
 check_string(ctx_t *c, const field_t *f, char *s, unsigned line, const char *key)
 {
@@ -151,6 +174,11 @@ check_string(ctx_t *c, const field_t *f, char *s, unsigned line, const char *key
     if ((f->flags & FL_SMTP) && !has_prefix(s, "smtp://") &&
         !has_prefix(s, "smtps://")) {
         ctx_fail(c, line, key, "must be an smtp:// or smtps:// URL");
+        return;
+    }
+    if ((f->flags & FL_TZ) && *s && !timezone_known(s)) {
+        ctx_fail(c, line, key, "\"%.64s\" is not a time zone this system knows; give an IANA "
+                 "name such as Europe/Amsterdam (see /usr/share/zoneinfo)", s);
         return;
     }
     if (f->flags & FL_STRIP) {

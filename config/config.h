@@ -31,6 +31,8 @@ typedef enum { STARTTLS_AUTO, STARTTLS_REQUIRED, STARTTLS_OFF } config_starttls_
 typedef enum { REPEAT_DAILY, REPEAT_ONLY_NEW } config_repeat_t;
 typedef enum { EXCHANGE_GRAPH, EXCHANGE_EWS, EXCHANGE_NONE } config_exchange_t;
 typedef enum { EWS_AUTH_NTLM, EWS_AUTH_BASIC } config_ews_auth_t;
+typedef enum { LANGUAGE_EN, LANGUAGE_NL } config_language_t;
+typedef enum { CSV_SEPARATOR_AUTO, CSV_SEPARATOR_COMMA, CSV_SEPARATOR_SEMICOLON } config_csv_separator_t;
 
 #define CONFIG_COUNT_ASSETS 1u
 #define CONFIG_COUNT_BULK_ITEMS 2u
@@ -61,6 +63,8 @@ typedef struct {
         char *from;                /* required */
         char *username;            /* optional: SMTP AUTH */
         char *password;            /* secret, optional */
+        config_language_t language;   /* en: every mail tdhook sends */
+        char *timezone;            /* IANA name for times in mails; NULL: the system's */
     } mail;
 
     struct {
@@ -69,6 +73,7 @@ typedef struct {
         config_list_t to;
         config_repeat_t repeat;
         int always_mail;           /* mail even when nothing is short; 0 */
+        config_csv_separator_t csv_separator;   /* auto: ";" for nl, "," for en */
     } stock_check;
 
     struct {

@@ -61,6 +61,7 @@ typedef enum {
 #define FL_HTTP 0x08u       /* must be an http:// or https:// URL */
 #define FL_SMTP 0x10u       /* must be an smtp:// or smtps:// URL */
 #define FL_STRIP 0x20u      /* trailing slashes are dropped */
+#define FL_TZ 0x40u         /* an IANA time zone name the system knows */
 
 /* Secrets that may come from a file; the path is kept for config_print. */
 enum {
@@ -129,7 +130,8 @@ typedef struct {
 } ctx_t;
 
 /* config.c */
-void ctx_fail(ctx_t *c, unsigned line, const char *key, const char *fmt, ...);
+void ctx_fail(ctx_t *c, unsigned line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int has_secret_file(const field_t *f);
 void list_clear(config_list_t *l, int secret);
 char *scalar_value(ctx_t *c, const node_t *v, const char *key, const char *want);

@@ -21,6 +21,11 @@ static const enum_val_t repeat_vals[] = {
     {"daily", REPEAT_DAILY}, {"only_new", REPEAT_ONLY_NEW}, {NULL, 0}};
 static const enum_val_t exchange_vals[] = {
     {"graph", EXCHANGE_GRAPH}, {"ews", EXCHANGE_EWS}, {"none", EXCHANGE_NONE}, {NULL, 0}};
+static const enum_val_t language_vals[] = {
+    {"en", LANGUAGE_EN}, {"nl", LANGUAGE_NL}, {NULL, 0}};
+static const enum_val_t csv_separator_vals[] = {
+    {"auto", CSV_SEPARATOR_AUTO}, {",", CSV_SEPARATOR_COMMA}, {";", CSV_SEPARATOR_SEMICOLON},
+    {NULL, 0}};
 static const enum_val_t ews_auth_vals[] = {
     {"ntlm", EWS_AUTH_NTLM}, {"basic", EWS_AUTH_BASIC}, {NULL, 0}};
 
@@ -48,6 +53,8 @@ static const field_t mail_fields[] = {
     STR("from", mail.from, FL_REQ, NULL),
     STR("username", mail.username, 0, NULL),
     SECRET("password", mail.password, 0, SLOT_MAIL),
+    ENUM("language", mail.language, language_vals, "en"),
+    STR("timezone", mail.timezone, FL_TZ, NULL),
     END};
 
 static const field_t stock_fields[] = {
@@ -56,6 +63,7 @@ static const field_t stock_fields[] = {
     LIST("to", stock_check.to),
     ENUM("repeat", stock_check.repeat, repeat_vals, "daily"),
     BOOL("always_mail", stock_check.always_mail, "false"),
+    ENUM("csv_separator", stock_check.csv_separator, csv_separator_vals, "auto"),
     END};
 
 static const field_t room_mapping_fields[] = {

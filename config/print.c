@@ -1,6 +1,7 @@
 /* check-config's printing: every key with its value, secrets masked. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -193,9 +194,13 @@ print_fields(const config_priv_t *p, const field_t *tab, FILE *fp, int indent)
             print_duration(fp, *FIELD(cfg, f, const long));
             break;
         case F_ENUM:
-        case F_LOGLEVEL:
-            fprintf(fp, " %s", enum_name(f->enums, *FIELD(cfg, f, const int)));
+        case F_LOGLEVEL: {
+            const char *name = enum_name(f->enums, *FIELD(cfg, f, const int));
+
+            /* "," and ";" are YAML indicators: quoted, they read back */
+            fprintf(fp, isalpha((unsigned char)*name) ? " %s" : " \"%s\"", name);
             break;
+        }
         case F_FLAGS: {
             unsigned bits = *FIELD(cfg, f, const unsigned);
             int first = 1;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/jobs/reservation_private.h"
+#include "core/jobs/texts.h"
 #include "core/util/xalloc.h"
 
 /* --- one room ----------------------------------------------------------- */
@@ -68,16 +69,15 @@ rsv_conflict(rsv_t *rs, const char *mailbox, const char *resid, time_t start, ti
     if (rc != EXCHANGE_OK)
         return rc;
     for (size_t i = 0; i < n && !*what; i++) {
-        char s[24], e[24];
+        char when[TEXT_TIME_SIZE * 2];
 
         if (evs[i].cancelled || evs[i].end <= start || evs[i].start >= end)
             continue;
         if (evs[i].reservation_id && strcasecmp(evs[i].reservation_id, resid) == 0)
             continue;
-        exchange_format_time(evs[i].start, s, sizeof s);
-        exchange_format_time(evs[i].end, e, sizeof e);
-        *what = xasprintf("\"%s\" from %sZ to %sZ%s", evs[i].subject ? evs[i].subject : "(no subject)",
-                          s, e, evs[i].reservation_id ? " (another TOPdesk reservation)" : "");
+        *what = text_format(evs[i].reservation_id ? T_NOTICE_CLASH_TOPDESK : T_NOTICE_CLASH,
+                            "subject", evs[i].subject ? evs[i].subject : text_get(T_NO_SUBJECT),
+                            "when", text_span(when, evs[i].start, evs[i].end), NULL);
     }
     exchange_events_free(evs, n);
     return EXCHANGE_OK;

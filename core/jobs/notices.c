@@ -1,6 +1,8 @@
-/* Mails to the people concerned when a reservation cannot be synced: the
- * requester and reservations.notify.to, once per problem, whatever the
- * number of runs; every sentence from core/jobs/texts.c. */
+/* Mails to the people concerned when a reservation cannot be synced, once
+ * per problem, whatever the number of runs: the requester in plain words
+ * about their booking, reservations.notify.to with what to fix (field
+ * names, configuration keys).  Every sentence from core/jobs/texts.c, in
+ * mail.language, times in mail.timezone. */
 #include "autoconf.h"
 
 #include <fcntl.h>
@@ -15,32 +17,67 @@
 #include "core/jobs/texts.h"
 #include "core/util/xalloc.h"
 
-/* Mails one problem once: the requester (when to_requester and known) and
- * reservations.notify.to.  key names the problem; the same key never mails
- * twice, however often the job runs. */
+/* One notice: the texts of the requester's mail (subject 0: none goes to
+ * the requester) and of the staff's mail, and the facts they are filled
+ * with (name, value pairs ended by NULL). */
+typedef struct {
+    const char *key;             /* names the problem: the same key never mails twice */
+    text_id_t subject, body;     /* to the requester */
+    text_id_t staff_subject, staff_body;   /* to reservations.notify.to */
+    const char *facts[12];
+} rsv_notice_t;
+
+/* Queues one mail to[0..nto) with the subject and body of the texts, and
+ * the footer; 0, or -1 when it could not be queued. */
+static int
+rsv_mail(rsv_t *rs, json_object *r, char **to, size_t nto, const rsv_notice_t *n,
+         text_id_t subject, text_id_t body, text_id_t footer)
+{
+    const char *const *f = n->facts;
+    char when[TEXT_TIME_SIZE * 2], *subj, *message;
+    buf_t b;
+    mime_msg_t msg;
+    int rc;
+
+    text_span(when, exchange_parse_time(rsv_str(r, "plannedStartDate")),
+              exchange_parse_time(rsv_str(r, "plannedEndDate")));
+    subj = text_format(subject, "number", rsv_number(r), "when", when, f[0], f[1], f[2], f[3],
+                       f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], NULL);
+    buf_init(&b, (size_t)-1 / 4);
+    text_append(&b, body, "number", rsv_number(r), "when", when, f[0], f[1], f[2], f[3], f[4],
+                f[5], f[6], f[7], f[8], f[9], f[10], f[11], NULL);
+    text_append(&b, footer, "number", rsv_number(r), "description",
+                rsv_str(r, "briefDescription"), "when", when, NULL);
+    msg = (mime_msg_t){rs->cfg->mail.from, to, nto, subj, buf_str(&b), NULL, NULL, 0};
+    message = mime_build(&msg);
+    rc = mailjob_enqueue(rs->q, to, nto, message, NULL) == QUEUE_OK ? 0 : -1;
+    free(message);
+    buf_free(&b);
+    free(subj);
+    return rc;
+}
+
+/* Mails one problem once: the requester (when the notice has a text for
+ * them, notify.requester is on and their address is known) and
+ * reservations.notify.to, each their own mail. */
 static void
-rsv_notify(rsv_t *rs, json_object *r, const char *key, int to_requester, const char *subject,
-           const char *text)
+rsv_notify(rsv_t *rs, json_object *r, const rsv_notice_t *n)
 {
     const config_t *cfg = rs->cfg;
     const char *resid = rsv_str(r, "id"), *email = rsv_str(rsv_get(r, "requester"), "email");
-    char *dir = xasprintf("%s/notified", cfg->state_dir), *mark, *full, *message;
-    char *to[64];
-    size_t nto = 0;
+    char *dir = xasprintf("%s/notified", cfg->state_dir), *mark;
+    char *requester[1] = {(char *)email};
+    int to_requester = n->subject && cfg->reservations.notify_requester && email &&
+                       mime_address_ok(email);
     json_object *note = json_object_new_object();
-    mime_msg_t msg;
     struct stat st;
-    int fd;
+    int fd, failed = 0;
 
     mark = xasprintf("%s/%016llx-%016llx", dir, (unsigned long long)rsv_hash(resid ? resid : ""),
-                     (unsigned long long)rsv_hash(key));
-    json_object_object_add(note, "problem", json_object_new_string(key));
+                     (unsigned long long)rsv_hash(n->key));
+    json_object_object_add(note, "problem", json_object_new_string(n->key));
     json_object_array_add(rs->notes, note);
-    if (to_requester && cfg->reservations.notify_requester && email && mime_address_ok(email))
-        to[nto++] = (char *)email;
-    for (size_t i = 0; i < cfg->reservations.notify_to.n && nto < 64; i++)
-        to[nto++] = cfg->reservations.notify_to.v[i];
-    if (nto == 0) {
+    if (!to_requester && cfg->reservations.notify_to.n == 0) {
         json_object_object_add(note, "mail", json_object_new_string("nobody to tell"));
         goto out;
     }
@@ -52,46 +89,22 @@ rsv_notify(rsv_t *rs, json_object *r, const char *key, int to_requester, const c
         json_object_object_add(note, "mail", json_object_new_string("dry run: not sent"));
         goto out;
     }
-    {
-        buf_t b;
-
-        buf_init(&b, (size_t)-1 / 4);
-        buf_puts(&b, text);
-        text_append(&b, T_NOTICE_FOOTER, "number", rsv_number(r), "description",
-                    rsv_str(r, "briefDescription"), "start",
-                    rsv_str(r, "plannedStartDate") ? rsv_str(r, "plannedStartDate") : "?", "end",
-                    rsv_str(r, "plannedEndDate") ? rsv_str(r, "plannedEndDate") : "?", NULL);
-        full = buf_steal(&b);
-    }
-    msg = (mime_msg_t){cfg->mail.from, to, nto, subject, full, NULL, NULL, 0};
-    message = mime_build(&msg);
-    if (mailjob_enqueue(rs->q, to, nto, message, NULL) == QUEUE_OK) {
+    if (to_requester)
+        failed |= rsv_mail(rs, r, requester, 1, n, n->subject, n->body, T_NOTICE_FOOTER);
+    if (cfg->reservations.notify_to.n)
+        failed |= rsv_mail(rs, r, cfg->reservations.notify_to.v, cfg->reservations.notify_to.n,
+                           n, n->staff_subject, n->staff_body, T_NOTICE_STAFF_FOOTER);
+    if (!failed) {
         mkdir(dir, 0700);
         fd = open(mark, O_WRONLY | O_CREAT, 0600);
         if (fd >= 0)
             close(fd);
-        json_object_object_add(note, "mail", json_object_new_string("queued"));
-    } else {
-        json_object_object_add(note, "mail", json_object_new_string("could not be queued"));
     }
-    free(message);
-    free(full);
+    json_object_object_add(note, "mail",
+                           json_object_new_string(failed ? "could not be queued" : "queued"));
 out:
     free(mark);
     free(dir);
-}
-
-/* rsv_notify() with the subject and the body of a notice, filled. */
-static void
-rsv_notice(rsv_t *rs, json_object *r, const char *key, int to_requester, text_id_t subject,
-           text_id_t body, const char *room, const char *other, const char *other_value)
-{
-    char *subj = text_format(subject, "number", rsv_number(r), "room", room, NULL);
-    char *text = text_format(body, "room", room, other, other_value, NULL);
-
-    rsv_notify(rs, r, key, to_requester, subj, text);
-    free(subj);
-    free(text);
 }
 
 void
@@ -99,9 +112,11 @@ notice_unmapped(rsv_t *rs, json_object *r, json_object *loc)
 {
     const char *room = rsv_str(loc, "name") ? rsv_str(loc, "name") : "?";
     char *key = xasprintf("unmapped:%s", rsv_str(loc, "id") ? rsv_str(loc, "id") : "?");
+    rsv_notice_t n = {key, T_NOTICE_UNMAPPED_SUBJECT, T_NOTICE_UNMAPPED_BODY,
+                      T_NOTICE_UNMAPPED_STAFF_SUBJECT, T_NOTICE_UNMAPPED_STAFF,
+                      {"room", room, "field", rs->cfg->reservations.room_field, NULL}};
 
-    rsv_notice(rs, r, key, 1, T_NOTICE_UNMAPPED_SUBJECT, T_NOTICE_UNMAPPED_BODY, room, "field",
-               rs->cfg->reservations.room_field);
+    rsv_notify(rs, r, &n);
     free(key);
 }
 
@@ -110,9 +125,11 @@ notice_conflict(rsv_t *rs, json_object *r, const char *mailbox, const char *room
                 time_t end, const char *what)
 {
     char *key = xasprintf("conflict:%s:%lld:%lld", mailbox, (long long)start, (long long)end);
+    rsv_notice_t n = {key, T_NOTICE_CONFLICT_SUBJECT, T_NOTICE_CONFLICT_BODY,
+                      T_NOTICE_CONFLICT_STAFF_SUBJECT, T_NOTICE_CONFLICT_STAFF,
+                      {"room", room, "what", what, NULL}};
 
-    rsv_notice(rs, r, key, 1, T_NOTICE_CONFLICT_SUBJECT, T_NOTICE_CONFLICT_BODY, room, "what",
-               what);
+    rsv_notify(rs, r, &n);
     free(key);
 }
 
@@ -121,14 +138,12 @@ notice_refused(rsv_t *rs, json_object *r, const char *mailbox, const char *room,
                const char *error)
 {
     char *key = xasprintf("exchange:%s:%s", mailbox, error ? error : "");
-    char *subj = text_format(T_NOTICE_REFUSED_SUBJECT, "number", rsv_number(r), "room",
-                             room ? room : mailbox, NULL);
-    char *text = text_format(T_NOTICE_REFUSED_BODY, "room", room ? room : "?", "mailbox", mailbox,
-                             "error", error ? error : "unknown error", NULL);
+    rsv_notice_t n = {key, T_NOTICE_REFUSED_SUBJECT, T_NOTICE_REFUSED_BODY,
+                      T_NOTICE_REFUSED_STAFF_SUBJECT, T_NOTICE_REFUSED_STAFF,
+                      {"room", room ? room : mailbox, "mailbox", mailbox, "error",
+                       error ? error : "?", NULL}};
 
-    rsv_notify(rs, r, key, 1, subj, text);
-    free(subj);
-    free(text);
+    rsv_notify(rs, r, &n);
     free(key);
 }
 
@@ -136,10 +151,9 @@ void
 notice_no_email(rsv_t *rs, json_object *r)
 {
     const char *name = rsv_str(rsv_get(r, "requester"), "name");
-    char *subj = text_format(T_NOTICE_NO_EMAIL_SUBJECT, "number", rsv_number(r), NULL);
-    char *text = text_format(T_NOTICE_NO_EMAIL_BODY, "requester", name ? name : "(unknown)", NULL);
+    rsv_notice_t n = {"requester-email", 0, 0, T_NOTICE_NO_EMAIL_STAFF_SUBJECT,
+                      T_NOTICE_NO_EMAIL_STAFF,
+                      {"requester", name ? name : text_get(T_UNKNOWN_PERSON), NULL}};
 
-    rsv_notify(rs, r, "requester-email", 0, subj, text);
-    free(subj);
-    free(text);
+    rsv_notify(rs, r, &n);
 }

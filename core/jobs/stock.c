@@ -539,6 +539,22 @@ out:
 
 /* --- the job ------------------------------------------------------------ */
 
+/* stock_check.csv_separator; auto: ";" for Dutch (a Dutch Excel reads
+ * ";" as its list separator), "," for English. */
+static char
+stock_csv_separator(const config_t *cfg)
+{
+    switch (cfg->stock_check.csv_separator) {
+    case CSV_SEPARATOR_COMMA:
+        return ',';
+    case CSV_SEPARATOR_SEMICOLON:
+        return ';';
+    case CSV_SEPARATOR_AUTO:
+    default:
+        return cfg->mail.language == LANGUAGE_NL ? ';' : ',';
+    }
+}
+
 static char *
 stock_subject(const stock_report_t *r, int only_new, size_t nnew)
 {
@@ -579,7 +595,7 @@ stock_digest(const config_t *cfg, const stock_report_t *r, size_t nnew, const co
 {
     int only_new = cfg->stock_check.repeat == REPEAT_ONLY_NEW;
     char *text = stock_report_text(r, only_new), *html = stock_report_html(r, only_new);
-    char *csv = stock_report_csv(r, only_new), *subject = stock_subject(r, only_new, nnew);
+    char *csv = stock_report_csv(r, only_new, stock_csv_separator(cfg)), *subject = stock_subject(r, only_new, nnew);
     mime_attachment_t att = {text_get(T_STOCK_CSV_FILE), "text/csv; charset=utf-8", csv,
                              strlen(csv)};
     mime_msg_t msg = {cfg->mail.from, to->v, to->n, subject, text, html, &att, 1};

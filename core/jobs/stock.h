@@ -59,7 +59,9 @@ int stock_minimums(const config_t *cfg, size_t *rooms, size_t *filled, char **fi
 /* Renderings of the report; each allocated, free with free(). */
 char *stock_report_text(const stock_report_t *r, int only_new);
 char *stock_report_html(const stock_report_t *r, int only_new);
-char *stock_report_csv(const stock_report_t *r, int only_new);
+/* The CSV: UTF-8 with a byte order mark, cells separated by sep, CR LF
+ * line ends, a header row in mail.language. */
+char *stock_report_csv(const stock_report_t *r, int only_new, char sep);
 /* Allocated, put once. */
 json_object *stock_report_json(const stock_report_t *r);
 

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "core/clients/exchange.h"
 #include "core/jobs/stock.h"
 #include "core/jobs/texts.h"
 #include "core/util/buf.h"
@@ -67,13 +68,13 @@ static void
 stock_summary(buf_t *b, const stock_report_t *r, int only_new)
 {
     size_t shown_short = 0;
-    char nshort[24], nrooms[24], nnew[24], nnomin[24];
+    char nshort[24], nrooms[24], nnew[24], nnomin[24], when[TEXT_TIME_SIZE];
 
     for (size_t i = 0; i < r->n; i++)
         if (stock_shown(&r->rooms[i], only_new) && r->rooms[i].shortfall > 0)
             shown_short++;
     text_append(b, r->nshort == 1 ? T_STOCK_SUMMARY_ONE : T_STOCK_SUMMARY_MANY,
-                "generated", r->generated, "short", text_num(nshort, (long)r->nshort),
+                "generated", text_time(when, exchange_parse_time(r->generated)), "short", text_num(nshort, (long)r->nshort),
                 "rooms", text_num(nrooms, (long)r->n), NULL);
     if (only_new)
         text_append(b, T_STOCK_SUMMARY_NEW, "new", text_num(nnew, (long)shown_short), NULL);
@@ -321,12 +322,15 @@ stock_csv_cell(buf_t *b, const char *s)
 }
 
 char *
-stock_report_csv(const stock_report_t *r, int only_new)
+stock_report_csv(const stock_report_t *r, int only_new, char sep)
 {
+    const char s[2] = {sep, '\0'};
     buf_t b;
 
     buf_init(&b, STOCK_REPORT_MAX);
-    text_append(&b, T_STOCK_CSV_HEADER, NULL);
+    /* the byte order mark makes Excel read the file as UTF-8 */
+    buf_puts(&b, "\xef\xbb\xbf");
+    text_append(&b, T_STOCK_CSV_HEADER, "sep", s, NULL);
     buf_puts(&b, "\r\n");
     for (size_t i = 0; i < r->n; i++) {
         const stock_room_t *room = &r->rooms[i];
@@ -334,16 +338,17 @@ stock_report_csv(const stock_report_t *r, int only_new)
         if (!stock_shown(room, only_new))
             continue;
         stock_csv_cell(&b, room->name);
-        buf_puts(&b, ",");
+        buf_puts(&b, s);
         stock_csv_cell(&b, room->location ? room->location : "");
-        buf_puts(&b, ",");
+        buf_puts(&b, s);
         stock_csv_cell(&b, room->branch ? room->branch : "");
         if (room->has_minimum)
-            buf_printf(&b, ",%ld,%ld,%ld,", room->count, room->minimum, room->shortfall);
+            buf_printf(&b, "%c%ld%c%ld%c%ld%c", sep, room->count, sep, room->minimum, sep,
+                       room->shortfall, sep);
         else
-            buf_printf(&b, ",%ld,,,", room->count);
+            buf_printf(&b, "%c%ld%c%c%c", sep, room->count, sep, sep, sep);
         text_append(&b, room->has_minimum ? T_STOCK_CSV_SHORT : T_STOCK_CSV_NOMIN, NULL);
-        buf_puts(&b, ",");
+        buf_puts(&b, s);
         stock_csv_cell(&b, room->url);
         buf_puts(&b, "\r\n");
     }

@@ -3,40 +3,67 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/jobs/texts.h"
 
 #define TEXT_MAX (64u * 1024 * 1024)
 
 static const char *const texts_en[T_COUNT] = {
-    [T_NOTICE_UNMAPPED_SUBJECT] = "Reservation {number}: room {room} is not linked to Exchange",
+    [T_NOTICE_UNMAPPED_SUBJECT] = "Your reservation {number}: {room} is not in the room calendar",
     [T_NOTICE_UNMAPPED_BODY] =
+        "Your reservation {number} of {room} ({when}) is in TOPdesk, but it could not be put "
+        "in the room's calendar in Outlook: this room is not linked to a room calendar yet. "
+        "Your reservation itself stands. Facilities have been told and will link the room.",
+    [T_NOTICE_UNMAPPED_STAFF_SUBJECT] =
+        "Reservation {number}: room {room} is not linked to Exchange",
+    [T_NOTICE_UNMAPPED_STAFF] =
         "The room \"{room}\" is not mapped to an Exchange room mailbox, so this reservation "
         "is not in any room calendar. Ask the TOPdesk administrator to fill in the room "
         "mailbox in the location field {field} of \"{room}\" (or in room_mapping.static of "
         "tdhook).",
-    [T_NOTICE_CONFLICT_SUBJECT] = "Reservation {number}: {room} is already booked",
+    [T_NOTICE_CONFLICT_SUBJECT] = "Your reservation {number}: {room} is already booked",
     [T_NOTICE_CONFLICT_BODY] =
+        "Your reservation {number} of {room} ({when}) could not be put in the room's "
+        "calendar: the room is already booked in Outlook at that time ({what}). Please "
+        "choose another time or room in TOPdesk, or agree with whoever made the other "
+        "booking.",
+    [T_NOTICE_CONFLICT_STAFF_SUBJECT] = "Reservation {number}: {room} is already booked",
+    [T_NOTICE_CONFLICT_STAFF] =
         "The room \"{room}\" is already booked in Exchange at that time: {what}. tdhook did "
         "not book it. Please choose another time or room in TOPdesk, or settle it with "
         "whoever made the other booking.",
-    [T_NOTICE_REFUSED_SUBJECT] = "Reservation {number}: room calendar of {room} not updated",
+    [T_NOTICE_REFUSED_SUBJECT] = "Your reservation {number}: the calendar of {room} was not "
+                                 "updated",
     [T_NOTICE_REFUSED_BODY] =
+        "Your reservation {number} of {room} ({when}) stands in TOPdesk, but the room's "
+        "calendar in Outlook could not be updated. Facilities have been told and will look "
+        "into it.",
+    [T_NOTICE_REFUSED_STAFF_SUBJECT] = "Reservation {number}: room calendar of {room} not "
+                                       "updated",
+    [T_NOTICE_REFUSED_STAFF] =
         "Exchange refused to update the calendar of room \"{room}\" ({mailbox}): {error}. "
-        "The TOPdesk administrator has been told; the reservation itself stands in TOPdesk.",
-    [T_NOTICE_NO_EMAIL_SUBJECT] = "Reservation {number}: requester has no e-mail address",
-    [T_NOTICE_NO_EMAIL_BODY] =
+        "The requester has been told; the reservation itself stands in TOPdesk.",
+    [T_NOTICE_NO_EMAIL_STAFF_SUBJECT] = "Reservation {number}: requester has no e-mail address",
+    [T_NOTICE_NO_EMAIL_STAFF] =
         "The requester {requester} has no valid e-mail address on their TOPdesk person card, "
         "so they cannot be told about this booking or its problems. The room calendar was "
         "updated all the same. Please add their Exchange e-mail address to the person card.",
-    [T_NOTICE_FOOTER] =
-        "\n\nReservation {number} ({description}), {start} to {end}.\n\n-- \n"
-        "tdhook reservation sync\n",
+    [T_NOTICE_FOOTER] = "\n\nReservation {number} ({description}), {when}.\n\n"
+                        "This message was sent automatically by TOPdesk's room booking.\n",
+    [T_NOTICE_STAFF_FOOTER] = "\n\nReservation {number} ({description}), {when}.\n\n-- \n"
+                              "tdhook reservation sync\n",
+    [T_NOTICE_CLASH] = "\"{subject}\", {when}",
+    [T_NOTICE_CLASH_TOPDESK] = "\"{subject}\", {when} (another TOPdesk reservation)",
+    [T_NO_SUBJECT] = "(no subject)",
+    [T_UNKNOWN_PERSON] = "(unknown)",
 
     [T_STOCK_SUBJECT_NONE] = "Stock check: no stock room under its minimum",
     [T_STOCK_SUBJECT_ONE] = "Stock below minimum: {name} ({short} short)",
-    [T_STOCK_SUBJECT_MANY] = "Stock below minimum: {rooms} stock rooms (most short: {name}, {short})",
+    [T_STOCK_SUBJECT_MANY] = "Stock below minimum: {rooms} stock rooms (most short: {name}, "
+                             "{short})",
     [T_STOCK_SUBJECT_NEW_ONE] = "Stock below minimum: {new} stock room newly short",
     [T_STOCK_SUBJECT_NEW_MANY] = "Stock below minimum: {new} stock rooms newly short",
     [T_STOCK_SUMMARY_ONE] = "Stock check of {generated}: {short} of {rooms} stock rooms is under "
@@ -54,7 +81,8 @@ static const char *const texts_en[T_COUNT] = {
     [T_STOCK_NOMIN_LINE] = "Without a minimum (fill in the field on the stock room's card)",
     [T_STOCK_CARDS_HEADING] = "Stock cards in TOPdesk",
     [T_STOCK_IN_STOCK] = "{count} in stock",
-    [T_STOCK_FOOTER] = "tdhook stock check, field \"{field}\", {requests} TOPdesk requests",
+    [T_STOCK_FOOTER] = "Sent automatically by the stock check of TOPdesk (field \"{field}\", "
+                       "{requests} TOPdesk requests).",
     [T_STOCK_COL_ROOM] = "Stock room",
     [T_STOCK_COL_PLACE] = "Location / branch",
     [T_STOCK_COL_LOCATION] = "Location",
@@ -62,7 +90,8 @@ static const char *const texts_en[T_COUNT] = {
     [T_STOCK_COL_COUNT] = "Count",
     [T_STOCK_COL_MINIMUM] = "Minimum",
     [T_STOCK_COL_SHORT] = "Short",
-    [T_STOCK_CSV_HEADER] = "stock_room,location,branch,count,minimum,shortfall,status,url",
+    [T_STOCK_CSV_HEADER] = "stock_room{sep}location{sep}branch{sep}count{sep}minimum{sep}"
+                           "shortfall{sep}status{sep}url",
     [T_STOCK_CSV_SHORT] = "short",
     [T_STOCK_CSV_NOMIN] = "no minimum",
     [T_STOCK_CSV_FILE] = "stock-check.csv",
@@ -77,16 +106,142 @@ static const char *const texts_en[T_COUNT] = {
     [T_DOCTOR_BODY] = "This mail shows that tdhook can send mail from this address.\n",
 };
 
-static const char *const *const text_tables[TEXT_LANGS] = {
-    [TEXT_EN] = texts_en,
+/* Dutch in the informal "je" form TOPdesk itself uses. */
+static const char *const texts_nl[T_COUNT] = {
+    [T_NOTICE_UNMAPPED_SUBJECT] = "Je reservering {number}: {room} staat niet in de zaalagenda",
+    [T_NOTICE_UNMAPPED_BODY] =
+        "Je reservering {number} van {room} ({when}) staat in TOPdesk, maar kon niet in de "
+        "agenda van de zaal in Outlook worden gezet: deze ruimte is nog niet aan een "
+        "zaalagenda gekoppeld. Je reservering zelf blijft gewoon staan. Facilitaire zaken is "
+        "op de hoogte en koppelt de ruimte.",
+    [T_NOTICE_UNMAPPED_STAFF_SUBJECT] =
+        "Reservering {number}: ruimte {room} is niet aan Exchange gekoppeld",
+    [T_NOTICE_UNMAPPED_STAFF] =
+        "De ruimte \"{room}\" is niet gekoppeld aan een Exchange-zaalpostvak, dus deze "
+        "reservering staat in geen enkele zaalagenda. Vraag de TOPdesk-beheerder om het "
+        "zaalpostvak in te vullen in het locatieveld {field} van \"{room}\" (of in "
+        "room_mapping.static van tdhook).",
+    [T_NOTICE_CONFLICT_SUBJECT] = "Je reservering {number}: {room} is al bezet",
+    [T_NOTICE_CONFLICT_BODY] =
+        "Je reservering {number} van {room} ({when}) kon niet in de agenda van de zaal "
+        "worden gezet: de zaal is op dat moment al geboekt in Outlook ({what}). Kies in "
+        "TOPdesk een andere tijd of ruimte, of overleg met degene die de zaal al geboekt "
+        "heeft.",
+    [T_NOTICE_CONFLICT_STAFF_SUBJECT] = "Reservering {number}: {room} is al bezet",
+    [T_NOTICE_CONFLICT_STAFF] =
+        "De ruimte \"{room}\" is op dat moment al geboekt in Exchange: {what}. tdhook heeft "
+        "haar niet geboekt. Kies in TOPdesk een andere tijd of ruimte, of regel het met "
+        "degene die de andere boeking maakte.",
+    [T_NOTICE_REFUSED_SUBJECT] = "Je reservering {number}: de agenda van {room} is niet "
+                                 "bijgewerkt",
+    [T_NOTICE_REFUSED_BODY] =
+        "Je reservering {number} van {room} ({when}) staat in TOPdesk, maar de agenda van de "
+        "zaal in Outlook kon niet worden bijgewerkt. Facilitaire zaken is op de hoogte en "
+        "zoekt het uit.",
+    [T_NOTICE_REFUSED_STAFF_SUBJECT] = "Reservering {number}: zaalagenda van {room} niet "
+                                       "bijgewerkt",
+    [T_NOTICE_REFUSED_STAFF] =
+        "Exchange weigerde de agenda van ruimte \"{room}\" ({mailbox}) bij te werken: "
+        "{error}. De aanvrager is op de hoogte gebracht; de reservering zelf blijft in "
+        "TOPdesk staan.",
+    [T_NOTICE_NO_EMAIL_STAFF_SUBJECT] = "Reservering {number}: aanvrager heeft geen "
+                                        "e-mailadres",
+    [T_NOTICE_NO_EMAIL_STAFF] =
+        "De aanvrager {requester} heeft geen geldig e-mailadres op de persoonskaart in "
+        "TOPdesk, dus we kunnen deze persoon niets laten weten over deze boeking of "
+        "problemen ermee. De zaalagenda is wel bijgewerkt. Vul het Exchange-e-mailadres in "
+        "op de persoonskaart.",
+    [T_NOTICE_FOOTER] = "\n\nReservering {number} ({description}), {when}.\n\n"
+                        "Dit bericht is automatisch verstuurd door de zaalreservering van "
+                        "TOPdesk.\n",
+    [T_NOTICE_STAFF_FOOTER] = "\n\nReservering {number} ({description}), {when}.\n\n-- \n"
+                              "tdhook, reserveringen naar Exchange\n",
+    [T_NOTICE_CLASH] = "\"{subject}\", {when}",
+    [T_NOTICE_CLASH_TOPDESK] = "\"{subject}\", {when} (een andere TOPdesk-reservering)",
+    [T_NO_SUBJECT] = "(geen onderwerp)",
+    [T_UNKNOWN_PERSON] = "(onbekend)",
+
+    [T_STOCK_SUBJECT_NONE] = "Voorraadcontrole: geen voorraadruimte onder het minimum",
+    [T_STOCK_SUBJECT_ONE] = "Voorraad onder minimum: {name} ({short} te weinig)",
+    [T_STOCK_SUBJECT_MANY] = "Voorraad onder minimum: {rooms} voorraadruimtes (grootste tekort: "
+                             "{name}, {short})",
+    [T_STOCK_SUBJECT_NEW_ONE] = "Voorraad onder minimum: {new} voorraadruimte nieuw te kort",
+    [T_STOCK_SUBJECT_NEW_MANY] = "Voorraad onder minimum: {new} voorraadruimtes nieuw te kort",
+    [T_STOCK_SUMMARY_ONE] = "Voorraadcontrole van {generated}: {short} van de {rooms} "
+                            "voorraadruimtes zit onder het minimum",
+    [T_STOCK_SUMMARY_MANY] = "Voorraadcontrole van {generated}: {short} van de {rooms} "
+                             "voorraadruimtes zitten onder het minimum",
+    [T_STOCK_SUMMARY_NEW] = "; {new} daarvan sinds het vorige overzicht.",
+    [T_STOCK_SUMMARY_NOMIN_ONE] = " Bij {nominimum} is geen minimum ingevuld.",
+    [T_STOCK_SUMMARY_NOMIN_MANY] = " Bij {nominimum} is geen minimum ingevuld.",
+    [T_STOCK_TITLE] = "Voorraadcontrole",
+    [T_STOCK_SHORT_HEADING] = "Onder het minimum, bij te bestellen",
+    [T_STOCK_NONE_SHORT] = "Geen enkele voorraadruimte zit onder het minimum.",
+    [T_STOCK_NOMIN_HEADING] = "Zonder minimum",
+    [T_STOCK_NOMIN_HINT] = "Vul het veld in op de kaart van de voorraadruimte.",
+    [T_STOCK_NOMIN_LINE] = "Zonder minimum (vul het veld in op de kaart van de voorraadruimte)",
+    [T_STOCK_CARDS_HEADING] = "Voorraadkaarten in TOPdesk",
+    [T_STOCK_IN_STOCK] = "{count} op voorraad",
+    [T_STOCK_FOOTER] = "Automatisch verstuurd door de voorraadcontrole van TOPdesk (veld "
+                       "\"{field}\", {requests} verzoeken aan TOPdesk).",
+    [T_STOCK_COL_ROOM] = "Voorraadruimte",
+    [T_STOCK_COL_PLACE] = "Locatie / vestiging",
+    [T_STOCK_COL_LOCATION] = "Locatie",
+    [T_STOCK_COL_BRANCH] = "Vestiging",
+    [T_STOCK_COL_COUNT] = "Aantal",
+    [T_STOCK_COL_MINIMUM] = "Minimum",
+    [T_STOCK_COL_SHORT] = "Tekort",
+    [T_STOCK_CSV_HEADER] = "Voorraadruimte{sep}Locatie{sep}Vestiging{sep}Aantal{sep}Minimum{sep}"
+                           "Tekort{sep}Status{sep}Link",
+    [T_STOCK_CSV_SHORT] = "tekort",
+    [T_STOCK_CSV_NOMIN] = "geen minimum",
+    [T_STOCK_CSV_FILE] = "voorraadcontrole.csv",
+
+    [T_DEAD_SUBJECT] = "tdhook: {kind}-taak {id} mislukt",
+    [T_DEAD_BODY] = "De {kind}-taak {id} is mislukt en wordt niet vanzelf opnieuw "
+                    "geprobeerd.\n\nWat er misging:\n  {error}\n\n"
+                    "Als de oorzaak is verholpen, start je hem opnieuw met:\n"
+                    "  tdhook queue retry {id}\nof verwijder je hem met:\n"
+                    "  tdhook queue drop {id}\n",
+    [T_DEAD_NO_REASON] = "(geen reden vastgelegd)",
+    [T_DOCTOR_SUBJECT] = "tdhook doctor: testbericht",
+    [T_DOCTOR_BODY] = "Dit bericht laat zien dat tdhook mail kan versturen vanaf dit adres.\n",
 };
 
-static text_lang_t text_lang = TEXT_EN;
+static const char *const *const text_tables[TEXT_LANGS] = {
+    [TEXT_EN] = texts_en,
+    [TEXT_NL] = texts_nl,
+};
+
+static const char *const text_days[TEXT_LANGS][7] = {
+    [TEXT_EN] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"},
+    [TEXT_NL] = {"zo", "ma", "di", "wo", "do", "vr", "za"},
+};
+
+static const char *const text_months[TEXT_LANGS][12] = {
+    [TEXT_EN] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                 "Dec"},
+    [TEXT_NL] = {"jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov",
+                 "dec"},
+};
+
+static text_lang_t text_current = TEXT_EN;
 
 void
-text_language(text_lang_t lang)
+text_setup(text_lang_t lang, const char *timezone)
 {
-    text_lang = lang < TEXT_LANGS ? lang : TEXT_EN;
+    text_current = lang < TEXT_LANGS ? lang : TEXT_EN;
+    /* localtime_r() reads TZ; nothing in tdhook reads the local time
+     * otherwise (the log is in UTC) */
+    if (timezone && *timezone)
+        setenv("TZ", timezone, 1);
+    tzset();
+}
+
+text_lang_t
+text_lang(void)
+{
+    return text_current;
 }
 
 const char *
@@ -96,12 +251,12 @@ text_get(text_id_t id)
 
     if ((unsigned)id >= T_COUNT)
         return "";
-    s = text_tables[text_lang][id];
+    s = text_tables[text_current][id];
     return s ? s : texts_en[id] ? texts_en[id] : "";
 }
 
-/* The value of placeholder name (len bytes) among the pairs of ap, or NULL
- * when none is given. */
+/* The value of placeholder name (len bytes) among the pairs of ap; *found
+ * says whether there was one. */
 static const char *
 text_value(const char *name, size_t len, va_list ap, int *found)
 {
@@ -170,5 +325,41 @@ const char *
 text_num(char *buf, long n)
 {
     snprintf(buf, 24, "%ld", n);
+    return buf;
+}
+
+const char *
+text_time(char *buf, time_t t)
+{
+    struct tm tm;
+
+    if (t < 0 || !localtime_r(&t, &tm)) {
+        snprintf(buf, TEXT_TIME_SIZE, "?");
+        return buf;
+    }
+    snprintf(buf, TEXT_TIME_SIZE, "%s %d %s %d, %02d:%02d", text_days[text_current][tm.tm_wday],
+             tm.tm_mday, text_months[text_current][tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+             tm.tm_min);
+    return buf;
+}
+
+const char *
+text_span(char *buf, time_t start, time_t end)
+{
+    char a[TEXT_TIME_SIZE], b[TEXT_TIME_SIZE];
+    struct tm ts, te;
+
+    text_time(a, start);
+    if (end < 0) {
+        snprintf(buf, TEXT_TIME_SIZE * 2, "%s", a);
+        return buf;
+    }
+    if (start >= 0 && localtime_r(&start, &ts) && localtime_r(&end, &te) &&
+        ts.tm_year == te.tm_year && ts.tm_yday == te.tm_yday) {
+        /* one day: the end's clock time after an en dash */
+        snprintf(buf, TEXT_TIME_SIZE * 2, "%s\u2013%02d:%02d", a, te.tm_hour, te.tm_min);
+        return buf;
+    }
+    snprintf(buf, TEXT_TIME_SIZE * 2, "%s \u2013 %s", a, text_time(b, end));
     return buf;
 }

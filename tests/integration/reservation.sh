@@ -21,6 +21,10 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$top_srcdir/tests/lib.sh"
 
 BACKEND=${BACKEND:-graph}
+# The mails' language and zone: the EWS run speaks Dutch in Amsterdam's time
+# (reservation-ews.sh), the Graph run English in UTC.
+MAIL_LANGUAGE=${MAIL_LANGUAGE:-en}
+MAIL_TIMEZONE=${MAIL_TIMEZONE:-UTC}
 PY=/usr/bin/python3
 FAKES=$top_srcdir/tests/fakes
 FACILITIES=facilities@example.com
@@ -73,7 +77,7 @@ fi
 
 write_config "hooks={tokens: [$TOKEN1, $TOKEN2]}" "admin_mail=[tdhook-admin@example.com]" \
     "topdesk={url: '$TD', username: tdhook-api, application_password: $TD_SECRET, timeout: 10s}" \
-    "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com}" \
+    "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com, language: $MAIL_LANGUAGE, timezone: $MAIL_TIMEZONE}" \
     "reservations={exchange: $BACKEND, reconcile_days: 30, notify: {requester: true, to: [$FACILITIES]}}" \
     "graph=" "$EXCHANGE_YAML" "queue={runners: 2, retry_base: 200ms, retry_max: 1s, max_attempts: 8}"
 
@@ -375,6 +379,26 @@ mail_rcpts() {
     h rcpts "$1"
 }
 
+# mail_text RCPT NEEDLE: the text (subject and body, white space folded) of
+# the mails to RCPT about NEEDLE.
+mail_text() {
+    h text "$1" "$2"
+}
+
+# requester_plain WHAT TEXT: a mail to a requester speaks of their booking
+# in plain words: no configuration key or field name, not the name tdhook.
+requester_plain() {
+    local what=$1 text=$2 word
+    for word in tdhook optionalFields room_mapping notify.to reservations. Exchange; do
+        assert_not_contains "$what: no \"$word\" in the requester's mail" "$text" "$word"
+    done
+}
+
+# local_span START END: "11:00–12:00" in the zone of the mails.
+local_span() {
+    h localspan "$MAIL_TIMEZONE" "$1" "$2"
+}
+
 # queue_idle: nothing queued, running or retrying (mail jobs included).
 queue_idle() {
     "$TDHOOK" -c "$T/tdhook.yaml" queue list 2>/dev/null | tail -n 1 |
@@ -617,7 +641,7 @@ sc_throttling() {
 }
 
 sc_conflict() {
-    local rid num fid
+    local rid num fid txt
     fid=$(seed_foreign "$MB102" "$(at "$SLOT" 09:30)" "$(at "$SLOT" 10:30)" "Sollicitatie (Outlook)") ||
         { setup_failed; return; }
     rid=$(new_res "$(booking "$SLOT" "$V102")") || { setup_failed; return; }
@@ -631,6 +655,16 @@ sc_conflict() {
     assert_eq "conflict: the requester got one mail" 1 "$(mails_to "$PIET_MAIL" "$num")"
     assert_eq "conflict: $FACILITIES got one mail" 1 "$(mails_to "$FACILITIES" "$num")"
     assert_eq "conflict: the mail names the clash" 1 "$(mails_to "$FACILITIES" "Sollicitatie (Outlook)")"
+    txt=$(mail_text "$PIET_MAIL" "$num")
+    requester_plain "conflict" "$txt"
+    assert_contains "conflict: the requester's mail names the clash" "$txt" "Sollicitatie (Outlook)"
+    assert_contains "conflict: the requester's mail gives the time in $MAIL_TIMEZONE" "$txt" \
+        "$(local_span "$(at "$SLOT" 10:00)" "$(at "$SLOT" 11:00)")"
+    if [ "$MAIL_LANGUAGE" = nl ]; then
+        assert_contains "conflict: the requester's mail is Dutch" "$txt" "Je reservering $num"
+    else
+        assert_contains "conflict: the requester's mail is English" "$txt" "Your reservation $num"
+    fi
     assert_eq "conflict: the match key stays empty" 0 "$(n_links "$rid")"
     sync "$rid" changed
     assert_eq "conflict: the second webhook knows it mailed before" "sent before" \
@@ -654,6 +688,9 @@ sc_unmapped_room() {
     assert_eq "unmapped room: one mail to the requester" 1 "$(mails_to "$PIET_MAIL" "$num")"
     assert_eq "unmapped room: one mail to $FACILITIES" 1 "$(mails_to "$FACILITIES" "$num")"
     assert_eq "unmapped room: the mail names the room" 1 "$(mails_to "$FACILITIES" "Stilteruimte 2.14")"
+    assert_contains "unmapped room: $FACILITIES are told which field to fill in" \
+        "$(mail_text "$FACILITIES" "$num")" "optionalFields1.text1"
+    requester_plain "unmapped room" "$(mail_text "$PIET_MAIL" "$num")"
     # Mapped and unmapped in one reservation: the mapped one is booked.
     rid=$(new_res "$(booking "$SLOT" "$STILTE" "\"rooms\": [\"$STILTE\", \"$V101\"]")") || { setup_failed; return; }
     num=$(res_number "$rid")
@@ -673,7 +710,11 @@ sc_requester_without_email() {
     settle
     assert_eq "requester without e-mail: $FACILITIES told once" 1 "$(mails_to "$FACILITIES" "$num")"
     assert_eq "requester without e-mail: only $FACILITIES is mailed" "$FACILITIES" "$(mail_rcpts "$num")"
-    assert_eq "requester without e-mail: the mail says why" 1 "$(mails_to "$FACILITIES" "no valid e-mail address")"
+    if [ "$MAIL_LANGUAGE" = nl ]; then
+        assert_eq "requester without e-mail: the mail says why" 1 "$(mails_to "$FACILITIES" "geen geldig e-mailadres")"
+    else
+        assert_eq "requester without e-mail: the mail says why" 1 "$(mails_to "$FACILITIES" "no valid e-mail address")"
+    fi
 }
 
 sc_reconcile_deleted() {

@@ -96,6 +96,16 @@ def run(cmd, args):
     elif cmd == "rcpts":
         for rcpts, _ in mails(args[0]):
             print(",".join(sorted(rcpts)))
+    elif cmd == "text":                  # text RCPT NEEDLE: the mails to RCPT about NEEDLE
+        for rcpts, text in mails(args[1]):
+            if args[0].lower() in rcpts:
+                print(" ".join(text.split()))
+    elif cmd == "localspan":             # localspan ZONE START END: "11:00–12:00" there
+        import zoneinfo
+        from datetime import datetime
+        z = zoneinfo.ZoneInfo(args[0])
+        a, b = (datetime.fromisoformat(x.replace("Z", "+00:00")).astimezone(z) for x in args[1:3])
+        print("%02d:%02d\u2013%02d:%02d" % (a.hour, a.minute, b.hour, b.minute))
     else:
         sys.stderr.write("reservation_helper.py: unknown command %s\n" % cmd)
         return 2

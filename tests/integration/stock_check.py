@@ -4,6 +4,7 @@
 
 Prints "ok WHAT" or "FAIL WHAT" lines, and values for the `value` command."""
 import csv
+import os
 import email
 import html.parser
 import io
@@ -220,7 +221,12 @@ def cmd_mail(eml, data_path, base, mode, to):
     lines = t.replace("\r\n", "\n").split("\n")
     h = HtmlFacts()
     h.feed(htmlp.get_content())
-    c = list(csv.reader(io.StringIO(csvp.get_content(), newline="")))
+    raw = csvp.get_content()
+    # A byte order mark first, so that Excel reads UTF-8 (not "BelgiÃ«").
+    check("mail: the CSV starts with a UTF-8 byte order mark", raw.startswith("\ufeff"),
+          repr(raw[:8]))
+    c = list(csv.reader(io.StringIO(raw.lstrip("\ufeff"), newline=""),
+                        delimiter=os.environ.get("CSV_SEPARATOR", ",")))
 
     def clean(s):
         return s.replace("\r", " ").replace("\n", " ")

@@ -22,6 +22,7 @@
 #include "core/jobs/jobs.h"
 #include "core/jobs/reservation.h"
 #include "core/jobs/stock.h"
+#include "core/jobs/texts.h"
 #include "core/util/xalloc.h"
 
 /* --- the kind table ------------------------------------------------------- */
@@ -146,7 +147,7 @@ test_stock_text(void **state)
     char *t = stock_report_text(r, 0);
 
     (void)state;
-    assert_non_null(strstr(t, "Stock check of 2026-12-08T09:00:00Z: 1 of 3 stock rooms is "
+    assert_non_null(strstr(t, "Stock check of Tue 8 Dec 2026, 09:00: 1 of 3 stock rooms is "
                               "under their minimum. 1 has no minimum set.\n\n"));
     assert_non_null(strstr(t, "Under the minimum, to reorder:\n\n"
                               "Stock room     Location / branch    Count  Minimum  Short\n"
@@ -155,7 +156,9 @@ test_stock_text(void **state)
                               "card):\n\n  Laptops (Zwolle): 7 in stock\n"));
     assert_non_null(strstr(t, "  Toners HP 26A: https://td.example/stock/s1\n"));
     assert_null(strstr(t, "Muizen"));   /* over its minimum: not in the digest */
-    assert_non_null(strstr(t, "-- \ntdhook stock check, field \"f-1\", 7 TOPdesk requests\n"));
+    assert_non_null(strstr(t, "-- \nSent automatically by the stock check of TOPdesk (field "
+                              "\"f-1\", 7 TOPdesk requests).\n"));
+    assert_null(strstr(t, "tdhook"));   /* purchasing does not run it */
     free(t);
     stock_report_free(r);
 }
@@ -175,15 +178,53 @@ test_stock_html_csv(void **state)
     assert_non_null(strstr(h, "&lt;Toners&gt; &amp; &quot;co&quot;"));
     assert_null(strstr(h, "<Toners>"));
     assert_non_null(strstr(h, "<th>Stock room</th><th>Location</th><th>Branch</th>"));
-    c = stock_report_csv(r, 0);
-    assert_true(strncmp(c, "stock_room,location,branch,count,minimum,shortfall,status,url\r\n",
-                        63) == 0);
+    c = stock_report_csv(r, 0, ',');
+    assert_true(strncmp(c, "\xef\xbb\xbfstock_room,location,branch,count,minimum,shortfall,"
+                           "status,url\r\n", 66) == 0);
     assert_non_null(strstr(c, "\"<Toners> & \"\"co\"\"\",\"Zwolle\",\"\",2,5,3,short,"));
     /* a formula is defused with a leading apostrophe */
     assert_non_null(strstr(c, "\"'=cmd|' /C calc'!A0\",\"Zwolle\",\"\",7,,,no minimum,"));
     free(h);
     free(c);
     stock_report_free(r);
+}
+
+/* Dutch, in Amsterdam's time: the digest, its CSV for a Dutch Excel, and
+ * the times as people read them. */
+static void
+test_dutch(void **state)
+{
+    stock_report_t *r = report();
+    char *t, *c, buf[TEXT_TIME_SIZE * 2];
+
+    (void)state;
+    text_setup(TEXT_NL, "Europe/Amsterdam");
+    assert_string_equal(text_time(buf, exchange_parse_time("2026-12-08T10:30:00Z")),
+                        "di 8 dec 2026, 11:30");
+    assert_string_equal(text_span(buf, exchange_parse_time("2026-12-08T10:30:00Z"),
+                                  exchange_parse_time("2026-12-08T11:30:00Z")),
+                        "di 8 dec 2026, 11:30\u201312:30");
+    assert_string_equal(text_span(buf, exchange_parse_time("2026-12-08T22:30:00Z"),
+                                  exchange_parse_time("2026-12-09T08:00:00Z")),
+                        "di 8 dec 2026, 23:30 \u2013 wo 9 dec 2026, 09:00");
+    /* summer time */
+    assert_string_equal(text_time(buf, exchange_parse_time("2026-07-01T08:00:00Z")),
+                        "wo 1 jul 2026, 10:00");
+    t = stock_report_text(r, 0);
+    assert_non_null(strstr(t, "Voorraadcontrole van di 8 dec 2026, 10:00: 1 van de 3 "
+                              "voorraadruimtes zit onder het minimum."));
+    assert_non_null(strstr(t, "Onder het minimum, bij te bestellen:\n"));
+    assert_non_null(strstr(t, "Laptops (Zwolle): 7 op voorraad"));
+    assert_null(strstr(t, "tdhook"));
+    c = stock_report_csv(r, 0, ';');
+    assert_true(strncmp(c, "\xef\xbb\xbfVoorraadruimte;Locatie;Vestiging;Aantal;Minimum;Tekort;"
+                           "Status;Link\r\n", 70) == 0);
+    assert_non_null(strstr(c, "\"Toners HP 26A\";\"Zwolle\";\"\";2;5;3;tekort;"));
+    assert_non_null(strstr(c, "\"Laptops\";\"Zwolle\";\"\";7;;;geen minimum;"));
+    free(t);
+    free(c);
+    stock_report_free(r);
+    text_setup(TEXT_EN, "UTC");
 }
 
 static void
@@ -245,8 +286,10 @@ main(void)
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_stock_text),
         cmocka_unit_test(test_stock_html_csv),
+        cmocka_unit_test(test_dutch),
         cmocka_unit_test(test_stock_repeat_state),
     };
 
+    text_setup(TEXT_EN, "UTC");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
