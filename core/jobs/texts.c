@@ -228,13 +228,13 @@ static const char *const text_months[TEXT_LANGS][12] = {
 static text_lang_t text_current = TEXT_EN;
 
 void
-text_setup(text_lang_t lang, const char *timezone)
+text_setup(text_lang_t lang, const char *zone)
 {
     text_current = lang < TEXT_LANGS ? lang : TEXT_EN;
     /* localtime_r() reads TZ; nothing in tdhook reads the local time
      * otherwise (the log is in UTC) */
-    if (timezone && *timezone)
-        setenv("TZ", timezone, 1);
+    if (zone && *zone)
+        setenv("TZ", zone, 1);
     tzset();
 }
 

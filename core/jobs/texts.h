@@ -89,7 +89,7 @@ typedef enum {
 
 /* The language of the texts from now on (English until set), and the time
  * zone of the times in them (an IANA name; NULL or "": the system's). */
-void text_setup(text_lang_t lang, const char *timezone);
+void text_setup(text_lang_t lang, const char *zone);
 
 /* The language set; TEXT_EN until text_setup(). */
 text_lang_t text_lang(void);
