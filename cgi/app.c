@@ -1,5 +1,7 @@
 #include "autoconf.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -86,7 +88,8 @@ app_error(app_response_t *res, int status, const char *code, const char *message
     res->status = status;
     res->content_type = "application/json";
     buf_reset(&res->body);
-    buf_puts(&res->body, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+    buf_puts(&res->body, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
     buf_puts(&res->body, "\n");
     json_object_put(root);
 }
@@ -161,6 +164,23 @@ app_method_ok(const app_route_t *r, const char *method)
     return strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0;
 }
 
+/* What is wrong with an Authorization header that auth_check() refused. */
+static const char *
+app_auth_problem(const char *authorization)
+{
+    const char *sp;
+
+    if (!authorization || !*authorization)
+        return "an Authorization header with a token is required: "
+               "\"Authorization: Bearer <token>\"";
+    sp = strchr(authorization, ' ');
+    if (!sp || (strncasecmp(authorization, "Bearer ", 7) != 0 &&
+                strncasecmp(authorization, "Basic ", 6) != 0))
+        return "the Authorization header has no scheme: write \"Authorization: Bearer <token>\" "
+               "(or Basic with the token as password)";
+    return "the token is not valid";
+}
+
 int
 app_precheck(app_t *app, const app_request_t *req, long long content_length,
              app_response_t *res)
@@ -181,9 +201,7 @@ app_precheck(app_t *app, const app_request_t *req, long long content_length,
     if (r->auth == AUTH_TOKEN &&
         !auth_check(req->authorization, app->cfg->hook_tokens.v, app->cfg->hook_tokens.n)) {
         app_header(res, "WWW-Authenticate: Bearer realm=\"tdhook\"");
-        app_error(res, 401, "unauthorized",
-                  req->authorization ? "the token is not valid"
-                                     : "an Authorization header with a token is required");
+        app_error(res, 401, "unauthorized", app_auth_problem(req->authorization));
         return res->status;
     }
     if (content_length > 0 && (unsigned long long)content_length > app->cfg->max_body) {
@@ -191,6 +209,22 @@ app_precheck(app_t *app, const app_request_t *req, long long content_length,
         return res->status;
     }
     return 0;
+}
+
+/* s as it may be quoted in an answer: printable ASCII, at most size - 4
+ * bytes, "..." after a cut. */
+static void
+app_shown(const char *s, char *out, size_t size)
+{
+    size_t i = 0;
+
+    for (; *s && i + 4 < size; s++)
+        out[i++] = (unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f && *s != '"' ? *s : '?';
+    if (*s) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
 }
 
 /* application/json, any case, with or without parameters. */
@@ -220,7 +254,11 @@ app_parse_body(const app_request_t *req, app_response_t *res)
     char msg[160];
 
     if (req->content_type && *req->content_type && !app_is_json(req->content_type)) {
-        app_error(res, 415, "unsupported_media_type", "the body must be application/json");
+        char shown[64];
+
+        app_shown(req->content_type, shown, sizeof shown);
+        snprintf(msg, sizeof msg, "the body must be application/json, not \"%s\"", shown);
+        app_error(res, 415, "unsupported_media_type", msg);
         return NULL;
     }
     if (req->body_len == 0)
@@ -297,15 +335,106 @@ bad:
     return NULL;
 }
 
+/* 1 when s is a TOPdesk id: a UUID, 8-4-4-4-12 hex digits. */
+static int
+app_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return 0;
+    }
+    return s[36] == '\0';
+}
+
+/* 1 when s can be a reservation number ("R 2406 012"): letters, digits,
+ * spaces, "-", "/" and ".", with a digit, at most 40 characters. */
+static int
+app_is_number(const char *s)
+{
+    int digit = 0;
+    size_t n = 0;
+
+    for (; *s; s++, n++) {
+        if (isdigit((unsigned char)*s))
+            digit = 1;
+        else if (!isalpha((unsigned char)*s) && !strchr(" -/.", *s))
+            return 0;
+    }
+    return digit && n <= 40;
+}
+
+/* The 400 for a field whose value cannot be what it names. */
+static void
+app_bad_value(app_response_t *res, const char *field, const char *value, const char *want)
+{
+    char shown[64], msg[400];
+
+    app_shown(value, shown, sizeof shown);
+    if (strstr(value, "{{") || strstr(value, "${"))
+        snprintf(msg, sizeof msg, "\"%s\" is \"%s\": a variable of the automated action "
+                 "was not filled in; it must be %s", field, shown, want);
+    else
+        snprintf(msg, sizeof msg, "\"%s\" must be %s, not \"%s\"", field, want, shown);
+    app_error(res, 400, "invalid_field", msg);
+}
+
+/* The fields a hook's body may have, by job kind (NULL-terminated). */
+static const char *const *
+app_known_fields(const char *kind)
+{
+    static const char *const stock[] = {"dry_run", NULL};
+    static const char *const reservation[] = {"id", "number", "event", NULL};
+    static const char *const reconcile[] = {"days", NULL};
+
+    if (strcmp(kind, "stock-check") == 0)
+        return stock;
+    if (strcmp(kind, "reservation") == 0)
+        return reservation;
+    return reconcile;
+}
+
+/* 0 when every top-level field of body is one the hook knows; else res
+ * is a 400 naming the first that is not (a typo such as "dryrun" must not
+ * run a real check). */
+static int
+app_unknown_fields(const char *kind, json_object *body, app_response_t *res)
+{
+    const char *const *known = app_known_fields(kind);
+
+    json_object_object_foreach(body, name, value) {
+        char shown[64], list[160] = "", msg[300];
+        size_t i;
+
+        (void)value;
+        for (i = 0; known[i] && strcmp(known[i], name) != 0; i++)
+            ;
+        if (known[i])
+            continue;
+        for (i = 0; known[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"",
+                     i ? ", " : "", known[i]);
+        app_shown(name, shown, sizeof shown);
+        snprintf(msg, sizeof msg, "unknown field \"%s\"; this hook takes %s", shown, list);
+        app_error(res, 400, "unknown_field", msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Validates a hook body and builds the job payload from the fields that are
  * known; NULL with res filled when a field is wrong. */
 static json_object *
 app_payload(const char *kind, json_object *body, app_response_t *res)
 {
-    json_object *payload = json_object_new_object();
+    json_object *payload;
     json_object *v;
     int bad = 0;
 
+    if (app_unknown_fields(kind, body, res))
+        return NULL;
+    payload = json_object_new_object();
     if (strcmp(kind, "stock-check") == 0) {
         if (json_object_object_get_ex(body, "dry_run", &v)) {
             if (!json_object_is_type(v, json_type_boolean)) {
@@ -323,6 +452,15 @@ app_payload(const char *kind, json_object *body, app_response_t *res)
             goto bad;
         if (!id && !number) {
             app_error(res, 400, "missing_field", "\"id\" or \"number\" of the reservation is required");
+            goto bad;
+        }
+        if (id && !app_is_uuid(id)) {
+            app_bad_value(res, "id", id,
+                          "a TOPdesk reservation id such as 3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f");
+            goto bad;
+        }
+        if (number && !app_is_number(number)) {
+            app_bad_value(res, "number", number, "a reservation number such as R 2406 012");
             goto bad;
         }
         if (event && strcmp(event, "created") && strcmp(event, "changed") &&

@@ -103,15 +103,15 @@ cgi job-bad-id GET /jobs/../../etc ""
 cgi bad-json POST /hooks/reservation '{"id": '
 cgi not-object POST /hooks/reservation '[1,2]'
 cgi missing-field POST /hooks/reservation '{"event":"created"}'
-cgi no-token POST /hooks/reservation '{"id":"x"}' HTTP_AUTHORIZATION=
-cgi wrong-token POST /hooks/reservation '{"id":"x"}' HTTP_AUTHORIZATION="Bearer nope"
+cgi no-token POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e02"}' HTTP_AUTHORIZATION=
+cgi wrong-token POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e02"}' HTTP_AUTHORIZATION="Bearer nope"
 cgi basic-auth POST /hooks/stock-check '{}' HTTP_AUTHORIZATION="Basic $(printf 'u:%s' "$TOKEN2" | base64 -w0)"
 cgi wrong-method GET /hooks/reservation ""
 cgi unknown-route GET /nope ""
 cgi not-json POST /hooks/reservation 'id=1' CONTENT_TYPE=text/plain
 cgi too-big POST /hooks/reservation "{\"id\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}"
-cgi short-body POST /hooks/reservation '{"id":"x"}' CONTENT_LENGTH=50
-cgi bad-length POST /hooks/reservation '{"id":"x"}' CONTENT_LENGTH=1x
+cgi short-body POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e02"}' CONTENT_LENGTH=50
+cgi bad-length POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e02"}' CONTENT_LENGTH=1x
 cgi queue-full POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f"}'
 cgi queue-full-2 POST /hooks/reservation '{"id":"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f"}'
 

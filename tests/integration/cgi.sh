@@ -79,7 +79,7 @@ cgi GET "/jobs/$id" ''
 assert_status 200 "CGI: GET /jobs/<id>"
 assert_eq "CGI: the job waits (no runner)" queued "$(json_str status)"
 
-cgi POST /hooks/reservation '{"id": "abc"}' HTTP_AUTHORIZATION="Basic $(printf 'user:%s' "$TOKEN2" | base64 -w0)"
+cgi POST /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e01"}' HTTP_AUTHORIZATION="Basic $(printf 'user:%s' "$TOKEN2" | base64 -w0)"
 assert_status 202 "CGI: Basic auth with token 2"
 
 # The path after the prefix, from DOCUMENT_URI minus SCRIPT_NAME.

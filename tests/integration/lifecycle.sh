@@ -83,7 +83,7 @@ wait_until 10 at_least 2 tdhook-http ||
     fail "the workers are not all back within 10 s"
 req GET /healthz
 assert_status 200 "answered after every worker was killed"
-post_hook /hooks/reservation '{"id": "after-kill"}'
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e03"}'
 assert_status 202 "a hook after every worker was killed"
 
 # --- SIGTERM with a request in flight -----------------------------------

@@ -58,9 +58,9 @@ post_hook /hooks/stock-check '{}' -H "Idempotency-Key: other-$key"
 assert_status 202 "another key"
 check "another key gives another job" test "$(json_str job)" != "$first"
 wh=msg_$(rand_hex 8)
-post_hook /hooks/reservation '{"id": "x1"}' -H "webhook-id: $wh"
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e01"}' -H "webhook-id: $wh"
 w1=$(json_str job)
-post_hook /hooks/reservation '{"id": "x1"}' -H "webhook-id: $wh"
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e01"}' -H "webhook-id: $wh"
 assert_status 202 "webhook-id repeated"
 assert_eq "webhook-id de-duplicates" "$w1" "$(json_str job)"
 njobs=$(tq list | grep -cE "$first|$w1" || true)
@@ -80,9 +80,9 @@ assert_eq "done after 3 attempts" 3 "$(json_num attempts)"
 
 # --- dead letters and tdhook queue ------------------------------------------
 restart_with fail
-post_hook /hooks/reservation '{"id": "dead-1"}'
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3dead1"}'
 did=$(json_str job)
-post_hook /hooks/reservation '{"id": "dead-2"}'
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3dead2"}'
 did2=$(json_str job)
 if wait_job "$did" dead 15; then
     ok "a failing job becomes a dead letter"
@@ -107,7 +107,7 @@ rc=$?
 assert_eq "queue show exits 0" 0 "$rc"
 assert_contains "queue show shows the job" "$out" "$did"
 assert_contains "queue show shows the kind" "$out" "reservation"
-assert_contains "queue show shows the payload" "$out" "dead-1"
+assert_contains "queue show shows the payload" "$out" "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3dead1"
 assert_match "queue show shows the status" "$out" 'dead'
 
 tq retry "$did" >"$T/out" 2>&1
@@ -175,7 +175,7 @@ post_hook /hooks/stock-check '{}'
 assert_status 202 "full queue: second job"
 post_hook /hooks/stock-check '{}'
 assert_json_error 429 "full queue: third job"
-post_hook /hooks/reservation '{"id": "x"}'
+post_hook /hooks/reservation '{"id": "3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e02"}'
 assert_json_error 429 "full queue: a fourth job"
 req GET /healthz
 assert_status 200 "a full queue is still healthy"

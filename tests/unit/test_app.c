@@ -111,6 +111,7 @@ status_of(fixture_t *f, const char *method, const char *path, const char *auth,
 
 #define JSON "application/json"
 #define AUTH "Bearer tok-one"
+#define TOKEN "tok-one"    /* the token without its scheme */
 
 static void
 test_route_path(void **state)
@@ -179,6 +180,49 @@ test_statuses(void **state)
     app_response_free(&res);
 }
 
+/* The answer's error message contains want. */
+static void
+error_says(fixture_t *f, const char *path, const char *auth, const char *ctype,
+           const char *body, int status, const char *want)
+{
+    app_response_t res;
+
+    assert_int_equal(call(f, "POST", path, auth, ctype, body, &res), status);
+    if (!strstr(buf_str(&res.body), want))
+        fail_msg("%d %s: \"%s\" not in %s", status, body, want, buf_str(&res.body));
+    app_response_free(&res);
+}
+
+/* Mistakes are answered where they are made, naming what to fix. */
+static void
+test_mistakes_named(void **state)
+{
+    fixture_t *f = *state;
+    const char *p = "/hooks/reservation";
+
+    /* an automated action whose variable was not filled in */
+    error_says(f, p, AUTH, JSON, "{\"id\":\"{{reservation.id}}\"}", 400,
+               "\\\"id\\\" is \\\"{{reservation.id}}\\\": a variable of the automated "
+               "action was not filled in");
+    error_says(f, p, AUTH, JSON, "{\"id\":\"abc\"}", 400, "a TOPdesk reservation id");
+    error_says(f, p, AUTH, JSON, "{\"number\":\"R <none>\"}", 400,
+               "\\\"number\\\" must be a reservation number such as R 2406 012");
+    error_says(f, p, AUTH, JSON, "{\"number\":\"Overleg\"}", 400, "a reservation number");
+    /* a typo must not run a real check */
+    error_says(f, "/hooks/stock-check", AUTH, JSON, "{\"dryrun\":true}", 400,
+               "unknown field \\\"dryrun\\\"; this hook takes \\\"dry_run\\\"");
+    error_says(f, p, AUTH, JSON,
+               "{\"id\":\"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f\",\"extra\":[1]}", 400,
+               "unknown field \\\"extra\\\"");
+    error_says(f, "/hooks/reconcile", AUTH, JSON, "{\"day\":3}", 400, "takes \\\"days\\\"");
+    /* a token without its scheme */
+    error_says(f, p, TOKEN, JSON, "{}", 401, "write \\\"Authorization: Bearer <token>\\\"");
+    error_says(f, p, NULL, JSON, "{}", 401, "Authorization: Bearer <token>");
+    /* the Content-Type that arrived */
+    error_says(f, p, AUTH, "text/plain; charset=utf-8", "{}", 415,
+               "not \\\"text/plain; charset=utf-8\\\"");
+}
+
 static void
 test_reservation_fields(void **state)
 {
@@ -191,7 +235,9 @@ test_reservation_fields(void **state)
     assert_int_equal(status_of(f, "POST", p, AUTH, JSON, "{\"id\":\"a\\nb\"}"), 400);
     assert_int_equal(status_of(f, "POST", p, AUTH, JSON, "{\"number\":\"R 2406 012\",\"event\":\"moved\"}"), 400);
     assert_int_equal(status_of(f, "POST", p, AUTH, JSON, "{\"number\":\"R 2406 012\",\"event\":\"changed\"}"), 202);
-    assert_int_equal(status_of(f, "POST", p, AUTH, JSON, "{\"id\":\"0f3a\",\"extra\":[1,2]}"), 202);
+    assert_int_equal(status_of(f, "POST", p, AUTH, JSON,
+                               "{\"id\":\"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f\"}"), 202);
+    assert_int_equal(status_of(f, "POST", p, AUTH, JSON, "{\"number\":\"R 2406 012\"}"), 202);
     assert_int_equal(status_of(f, "POST", "/hooks/reconcile", AUTH, JSON, "{\"days\":0}"), 400);
     assert_int_equal(status_of(f, "POST", "/hooks/reconcile", AUTH, JSON, "{\"days\":\"7\"}"), 400);
     assert_int_equal(status_of(f, "POST", "/hooks/reconcile", AUTH, JSON, "{\"days\":7}"), 202);
@@ -223,7 +269,8 @@ test_job_roundtrip(void **state)
     char path[96], id[QUEUE_ID_MAX];
     json_object *obj, *v;
 
-    assert_int_equal(call(f, "POST", "/hooks/reservation", AUTH, JSON, "{\"id\":\"abc\"}", &res), 202);
+    assert_int_equal(call(f, "POST", "/hooks/reservation", AUTH, JSON,
+                          "{\"id\":\"3c2b1a09-8f7e-4d6c-9b5a-0a1b2c3d4e5f\"}", &res), 202);
     obj = json_tokener_parse(buf_str(&res.body));
     assert_true(json_object_object_get_ex(obj, "job", &v));
     snprintf(id, sizeof id, "%s", json_object_get_string(v));
@@ -426,6 +473,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_path),
         cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mistakes_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
