@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config/config_private.h"
+#include "core/util/address.h"
 #include "core/util/buf.h"
 #include "core/util/log.h"
 #include "core/util/xalloc.h"
@@ -162,6 +163,8 @@ timezone_known(const char *name)
 static void
 check_string(ctx_t *c, const field_t *f, char *s, unsigned line, const char *key)
 {
+    char *addr = NULL;
+
     if (!*s && is_required(c, f)) {
         ctx_fail(c, line, key, "must not be empty");
         return;
@@ -176,6 +179,12 @@ check_string(ctx_t *c, const field_t *f, char *s, unsigned line, const char *key
         ctx_fail(c, line, key, "must be an smtp:// or smtps:// URL");
         return;
     }
+    if ((f->flags & FL_MAILBOX) && *s && !address_split(s, NULL, &addr)) {
+        ctx_fail(c, line, key, "\"%.100s\" is not a mail address; give one such as "
+                 "tdhook@example.com, or with a name: TOPdesk Voorraad <tdhook@example.com>", s);
+        return;
+    }
+    free(addr);
     if ((f->flags & FL_TZ) && *s && !timezone_known(s)) {
         ctx_fail(c, line, key, "\"%.64s\" is not a time zone this system knows; give an IANA "
                  "name such as Europe/Amsterdam (see /usr/share/zoneinfo)", s);
@@ -255,6 +264,11 @@ set_list(ctx_t *c, const field_t *f, const node_t *v, const char *key)
         list_add(&l, s);
         if (!*s) {
             ctx_fail(c, item->line, key, "item %zu is empty", i + 1);
+            goto out;
+        }
+        if ((f->flags & FL_ADDRESS) && !address_ok(s)) {
+            ctx_fail(c, item->line, key, "item %zu, \"%.100s\", is not a mail address "
+                     "(such as inkoop@example.com)", i + 1, s);
             goto out;
         }
     }

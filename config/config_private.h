@@ -62,6 +62,8 @@ typedef enum {
 #define FL_SMTP 0x10u       /* must be an smtp:// or smtps:// URL */
 #define FL_STRIP 0x20u      /* trailing slashes are dropped */
 #define FL_TZ 0x40u         /* an IANA time zone name the system knows */
+#define FL_ADDRESS 0x80u    /* F_LIST: each item a mail address */
+#define FL_MAILBOX 0x100u   /* a mail address, maybe with a name: Name <addr> */
 
 /* Secrets that may come from a file; the path is kept for config_print. */
 enum {
@@ -104,6 +106,7 @@ typedef struct {
 #define SECRET_LIST(n, m, fl, s) \
     { .name = n, .type = F_SECRET_LIST, .off = OFF(m), .flags = fl, .slot = s }
 #define LIST(n, m) { .name = n, .type = F_LIST, .off = OFF(m) }
+#define ADDRESSES(n, m) { .name = n, .type = F_LIST, .off = OFF(m), .flags = FL_ADDRESS }
 #define MAP(n, m) { .name = n, .type = F_MAP, .off = OFF(m) }
 #define INT(n, m, lo, hi, d) \
     { .name = n, .type = F_INT, .off = OFF(m), .min = lo, .max = hi, .dflt = d }

@@ -50,7 +50,7 @@ static const field_t topdesk_fields[] = {
 static const field_t mail_fields[] = {
     STR("smtp_url", mail.smtp_url, FL_SMTP, "smtp://127.0.0.1:25"),
     ENUM("starttls", mail.starttls, starttls_vals, "auto"),
-    STR("from", mail.from, FL_REQ, NULL),
+    STR("from", mail.from, FL_REQ | FL_MAILBOX, NULL),
     STR("username", mail.username, 0, NULL),
     SECRET("password", mail.password, 0, SLOT_MAIL),
     ENUM("language", mail.language, language_vals, "en"),
@@ -60,7 +60,7 @@ static const field_t mail_fields[] = {
 static const field_t stock_fields[] = {
     STR("minimum_field", stock_check.minimum_field, 0, "Minimale voorraad"),
     FLAGS("count", stock_check.count, count_vals, "assets, bulk_items"),
-    LIST("to", stock_check.to),
+    ADDRESSES("to", stock_check.to),
     ENUM("repeat", stock_check.repeat, repeat_vals, "daily"),
     BOOL("always_mail", stock_check.always_mail, "false"),
     ENUM("csv_separator", stock_check.csv_separator, csv_separator_vals, "auto"),
@@ -73,7 +73,7 @@ static const field_t room_mapping_fields[] = {
 
 static const field_t notify_fields[] = {
     BOOL("requester", reservations.notify_requester, "true"),
-    LIST("to", reservations.notify_to),
+    ADDRESSES("to", reservations.notify_to),
     END};
 
 static const field_t reservations_fields[] = {
@@ -116,7 +116,7 @@ const field_t root_fields[] = {
     STR("state_dir", state_dir, 0, "/var/lib/tdhook"),
     SECTION("log", log_fields),
     SECTION("hooks", hooks_fields),
-    LIST("admin_mail", admin_mail),
+    ADDRESSES("admin_mail", admin_mail),
     SECTION("topdesk", topdesk_fields),
     SECTION("mail", mail_fields),
     SECTION("stock_check", stock_fields),

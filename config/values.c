@@ -2,6 +2,7 @@
  * enum names. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -101,8 +102,9 @@ enum_names(const enum_val_t *e)
     buf_t b;
 
     buf_init(&b, ERR_MAX);
-    for (const enum_val_t *p = e; p->name; p++)
-        buf_printf(&b, "%s%s", p == e ? "" : ", ", p->name);
+    for (const enum_val_t *p = e; p->name; p++)  /* "," and ";" quoted, as they are written */
+        buf_printf(&b, isalpha((unsigned char)*p->name) ? "%s%s" : "%s\"%s\"",
+                   p == e ? "" : ", ", p->name);
     return buf_steal(&b);
 }
 

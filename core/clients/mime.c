@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/clients/mime.h"
+#include "core/util/address.h"
 #include "core/util/buf.h"
 #include "core/util/random.h"
 #include "core/util/xalloc.h"
@@ -573,48 +574,34 @@ mime_encode_header(const char *s)
     return buf_steal(&b);
 }
 
-/* Deliberately narrower than RFC 5321: ASCII dot-atoms only (no quoted
- * local parts, no domain literals, no SMTPUTF8), at most 64 + 1 + 189. */
-int
-mime_address_ok(const char *addr)
-{
-    const char *at;
-    size_t len, local;
-
-    if (!addr)
-        return 0;
-    len = strlen(addr);
-    if (len < 3 || len > ADDRESS_MAX)
-        return 0;
-    at = strchr(addr, '@');
-    if (!at || strchr(at + 1, '@'))
-        return 0;
-    local = (size_t)(at - addr);
-    if (local == 0 || local > 64 || at[1] == '\0')
-        return 0;
-    for (const char *p = addr; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        /* No controls, spaces or non-ASCII, and nothing with a meaning in an
-         * address list or an SMTP path. */
-        if (c <= 0x20 || c >= 0x7F || strchr("<>()[]\\,;:\"", c))
-            return 0;
-    }
-    /* Dots: not first, not last, never two in a row, in either half. */
-    if (addr[0] == '.' || at[-1] == '.' || at[1] == '.' || addr[len - 1] == '.' ||
-        strstr(addr, ".."))
-        return 0;
-    for (const char *p = at + 1; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
 
 /* Allocated (NULL only for a NULL msg).  Bad input never fails the build:
  * controls in header values become spaces, invalid UTF-8 becomes U+FFFD,
  * an unusable content type becomes application/octet-stream. */
+/* The From header: "Name <addr>" with the name encoded when it is not
+ * plain ASCII (quoted when it is), or the address alone. */
+static void
+mime_from(buf_t *b, const char *from)
+{
+    char *name = NULL, *addr = NULL, *shown;
+
+    if (address_split(from, &name, &addr) && name) {
+        char *enc = mime_encode_header(name);
+
+        if (strcmp(enc, name) == 0 && !strstr(name, "=?"))
+            buf_printf(b, "From: \"%s\" <%s>\r\n", name, addr);
+        else
+            buf_printf(b, "From: %s <%s>\r\n", enc, addr);
+        free(enc);
+    } else {
+        shown = mime_header_address(addr ? addr : from);
+        buf_printf(b, "From: %s\r\n", shown);
+        free(shown);
+    }
+    free(name);
+    free(addr);
+}
+
 char *
 mime_build(const mime_msg_t *msg)
 {
@@ -626,9 +613,7 @@ mime_build(const mime_msg_t *msg)
         return NULL;
     buf_init(&b, MAIL_BUF_CAP);
 
-    addr = mime_header_address(msg->from);
-    buf_printf(&b, "From: %s\r\n", addr);
-    free(addr);
+    mime_from(&b, msg->from);
 
     buf_t to;
     buf_init(&to, MAIL_BUF_CAP);

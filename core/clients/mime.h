@@ -37,9 +37,6 @@ char *mime_build(const mime_msg_t *msg);
  * CR/LF become spaces.  Allocated. */
 char *mime_encode_header(const char *s);
 
-/* 1 when addr looks like a mail address that is safe to put in a header and
- * an SMTP envelope (no CR, LF, <, >, spaces; one @). */
-int mime_address_ok(const char *addr);
 
 /* An address as it may be shown in a header or a message: controls and
  * commas become spaces, so a bad address can never start a header of its

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
 #include "core/clients/transport.h"
@@ -173,7 +174,7 @@ smtp_recipients(smtp_send_t *s, char *const *to, size_t nto, char **errstr)
     for (size_t i = 0; i < nto; i++) {
         char *path;
 
-        if (!mime_address_ok(to[i])) {
+        if (!address_ok(to[i])) {
             char *shown = mime_header_address(to[i]);
 
             buf_printf(&s->bad, "%s\"%.100s\"", s->bad.len ? ", " : "", shown);
@@ -341,7 +342,7 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
           char **errstr)
 {
     CURL *curl = NULL;
-    char *from_path = NULL;
+    char *from_path = NULL, *from_addr = NULL;
     smtp_send_t s;
     smtp_reader_t reader;
     long code = 0;
@@ -358,7 +359,7 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
         *errstr = xstrdup("mail: no message or no mail.smtp_url");
         goto out;
     }
-    if (!mime_address_ok(cfg->mail.from)) {
+    if (!address_split(cfg->mail.from, NULL, &from_addr)) {
         *errstr = xstrdup("mail: mail.from is not a valid address");
         goto out;
     }
@@ -373,7 +374,7 @@ smtp_send(const config_t *cfg, char *const *to, size_t nto, const char *message,
         ret = SMTP_ERETRY;
         goto out;
     }
-    from_path = xasprintf("<%s>", cfg->mail.from);
+    from_path = xasprintf("<%s>", from_addr);
     reader = (smtp_reader_t){message, strlen(message), 0};
     smtp_setup(curl, &s, cfg, from_path, &reader);
     t0 = transport_now();
@@ -392,6 +393,7 @@ out:
     curl_slist_free_all(s.rcpts);
     curl_free(s.host);
     free(from_path);
+    free(from_addr);
     buf_free(&s.trace.refused);
     buf_free(&s.bad);
     return ret;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util/address.h"
 #include "core/util/buf.h"
 #include "core/jobs/doctor.h"
 #include "core/jobs/texts.h"
@@ -136,7 +137,7 @@ doctor_persons(doctor_list_t *l, topdesk_t *td)
             json_object *p = json_object_array_get_idx(items, i);
             const char *email = doctor_str(p, "email");
             total++;
-            if (!email || !mime_address_ok(email)) {
+            if (!email || !address_ok(email)) {
                 missing++;
                 if (missing <= 5)
                     buf_printf(&names, "%s%s", missing > 1 ? ", " : "",
@@ -273,7 +274,7 @@ doctor_mailbox(const config_t *cfg, topdesk_t *td, json_object *loc)
                 v = next;
                 part = dot ? dot + 1 : NULL;
             }
-            if (v && json_object_is_type(v, json_type_string) && mime_address_ok(json_object_get_string(v)))
+            if (v && json_object_is_type(v, json_type_string) && address_ok(json_object_get_string(v)))
                 mailbox = xstrdup(json_object_get_string(v));
         }
         json_object_put(full);

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
 #include "core/jobs/mailjob.h"
@@ -18,7 +19,7 @@ mailjob_enqueue(queue_t *q, char *const *to, size_t nto, const char *message, ch
     if (!message || nto == 0)
         return QUEUE_EINVAL;
     for (size_t i = 0; i < nto; i++)
-        if (!mime_address_ok(to[i]))
+        if (!address_ok(to[i]))
             return QUEUE_EINVAL;
     payload = json_object_new_object();
     arr = json_object_new_array();

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/jobs/mailjob.h"
 #include "core/jobs/reservation_private.h"
@@ -68,7 +69,7 @@ rsv_notify(rsv_t *rs, json_object *r, const rsv_notice_t *n)
     char *dir = xasprintf("%s/notified", cfg->state_dir), *mark;
     char *requester[1] = {(char *)email};
     int to_requester = n->subject && cfg->reservations.notify_requester && email &&
-                       mime_address_ok(email);
+                       address_ok(email);
     json_object *note = json_object_new_object();
     struct stat st;
     int fd, failed = 0;

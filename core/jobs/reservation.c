@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/jobs/reservation_private.h"
 #include "core/util/buf.h"
@@ -437,7 +438,7 @@ rsv_sync_one(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *r
         json_object *req = rsv_get(r, "requester");
         const char *email = rsv_str(req, "email");
 
-        if (!email || !mime_address_ok(email))
+        if (!email || !address_ok(email))
             notice_no_email(rs, r);
         if (primary)
             rc = rsv_write_match_key(rs, r, primary, out, errstr, retry);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/jobs/reservation_private.h"
 #include "core/util/log.h"
@@ -40,7 +41,7 @@ rsv_mailbox(rsv_t *rs, json_object *loc, char **mailbox, char **errstr, long *re
         if (rc != TOPDESK_OK)
             return rc;
         v = rsv_path(full, field);
-        if (v && json_object_is_type(v, json_type_string) && mime_address_ok(json_object_get_string(v)))
+        if (v && json_object_is_type(v, json_type_string) && address_ok(json_object_get_string(v)))
             *mailbox = xstrdup(json_object_get_string(v));
         else if (v && json_object_is_type(v, json_type_string) && *json_object_get_string(v))
             log_warn("location %s: \"%s\" in %s is not a mail address", name ? name : id,

@@ -628,6 +628,41 @@ test_parse_duration(void **state)
     }
 }
 
+/* Addresses, the mails' language and zone, the CSV separator: a mistake
+ * is caught by check-config, not by a mail that never arrives. */
+static void
+test_mail_keys(void **state)
+{
+    config_t *cfg;
+
+    (void)state;
+    load_err(MIN_YAML "admin_mail: [it-beheer]\n",
+             "test.yaml:13: admin_mail: item 1, \"it-beheer\", is not a mail address");
+    load_err(MIN_YAML "stock_check: {to: [inkoop@example.com, \"inkoop@\"]}\n",
+             "stock_check.to: item 2, \"inkoop@\", is not a mail address");
+    load_err(MIN_YAML "reservations: {notify: {to: [\"a b@example.com\"]}}\n",
+             "reservations.notify.to: item 1");
+    load_err(MIN_HOOKS MIN_TOPDESK MIN_GRAPH "mail:\n  from: TOPdesk Voorraad\n",
+             "mail.from: \"TOPdesk Voorraad\" is not a mail address; give one such as "
+             "tdhook@example.com, or with a name");
+    load_err(MIN_HOOKS MIN_TOPDESK MIN_GRAPH "mail:\n  from: x@example.com\n"
+             "  timezone: Europe/Atlantis\n",
+             "mail.timezone: \"Europe/Atlantis\" is not a time zone this system knows");
+    load_err(MIN_HOOKS MIN_TOPDESK MIN_GRAPH "mail:\n  from: x@example.com\n  language: de\n",
+             "mail.language: expected one of en, nl");
+    load_err(MIN_YAML "stock_check: {csv_separator: tab}\n",
+             "stock_check.csv_separator: expected one of auto, \",\", \";\", found \"tab\"");
+    cfg = load_ok(MIN_HOOKS MIN_TOPDESK MIN_GRAPH
+                  "mail:\n  from: \"TOPdesk Voorraad <voorraad@example.com>\"\n"
+                  "  language: nl\n  timezone: Europe/Amsterdam\n"
+                  "stock_check: {csv_separator: \";\"}\n");
+    assert_string_equal(cfg->mail.from, "TOPdesk Voorraad <voorraad@example.com>");
+    assert_int_equal(cfg->mail.language, LANGUAGE_NL);
+    assert_string_equal(cfg->mail.timezone, "Europe/Amsterdam");
+    assert_int_equal(cfg->stock_check.csv_separator, CSV_SEPARATOR_SEMICOLON);
+    config_free(cfg);
+}
+
 static void
 test_print_masks_and_reloads(void **state)
 {
@@ -639,11 +674,12 @@ test_print_masks_and_reloads(void **state)
         MIN_TOPDESK "  timeout: 1500ms\n"
         "mail:\n  from: \"Tdhook <tdhook@example.com>\"\n  username: u\n"
         "  password: smtp-secret-1\n"
-        "admin_mail: [\"quote\\\"back\\\\slash\", \"tab\\tnl\\n\", \"dollar $$HOME\","
-        " \"\\u00e9t\\u00e9 \\u2028 ok\", \"yes\", \"~\", \"#x\", \"- a: b\"]\n"
+        "admin_mail: [a@example.com]\n"
         "state_dir: \"  /spaced/dir  \"\n"
         "reservations:\n  room_mapping:\n    static: {\"Zaal: 1\": \"z1@example.com\","
-        " \"{x}\": \"[y]\"}\n"
+        " \"{x}\": \"[y]\", k0: \"quote\\\"back\\\\slash\", k1: \"tab\\tnl\\n\","
+        " k2: \"dollar $$HOME\", k3: \"\\u00e9t\\u00e9 \\u2028 ok\", k4: \"yes\", k5: \"~\","
+        " k6: \"#x\", k7: \"- a: b\"}\n"
         "stock_check: {count: [assets], always_mail: true}\n"
         "queue: {keep_done: 0, retry_base: 90s}\n"
         MIN_GRAPH
@@ -666,12 +702,14 @@ test_print_masks_and_reloads(void **state)
     again = load_ok(out);
     out2 = print_to_string(again);
     assert_string_equal(out, out2);
-    assert_string_equal(again->admin_mail.v[0], "quote\"back\\slash");
-    assert_string_equal(again->admin_mail.v[1], "tab\tnl\n");
-    assert_string_equal(again->admin_mail.v[2], "dollar $HOME");
-    assert_string_equal(again->admin_mail.v[3], "\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 ok");
-    assert_string_equal(again->admin_mail.v[4], "yes");
-    assert_string_equal(again->admin_mail.v[5], "~");
+    assert_string_equal(again->reservations.room_static.v[2].value, "quote\"back\\slash");
+    assert_string_equal(again->reservations.room_static.v[3].value, "tab\tnl\n");
+    assert_string_equal(again->reservations.room_static.v[4].value, "dollar $HOME");
+    assert_string_equal(again->reservations.room_static.v[5].value,
+                        "\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 ok");
+    assert_string_equal(again->reservations.room_static.v[6].value, "yes");
+    assert_string_equal(again->reservations.room_static.v[7].value, "~");
+    assert_string_equal(again->admin_mail.v[0], "a@example.com");
     assert_string_equal(again->state_dir, "  /spaced/dir  ");
     assert_string_equal(again->mail.from, "Tdhook <tdhook@example.com>");
     assert_string_equal(again->reservations.room_static.v[0].key, "Zaal: 1");
@@ -888,6 +926,7 @@ main(void)
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_mail_keys),
         cmocka_unit_test(test_print_masks_and_reloads),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_example_file),

@@ -30,6 +30,7 @@
 #include <json-c/json.h>
 
 #include "config/config.h"
+#include "core/util/address.h"
 #include "core/clients/mime.h"
 #include "core/clients/smtp.h"
 #include "core/jobs/mailjob.h"
@@ -315,6 +316,37 @@ test_build_binary_attachment(void **state)
     assert_memory_equal(data, bin, sizeof bin);
     py_free(&v);
     free(msg);
+}
+
+/* mail.from with a name: the From header carries it (encoded when it is
+ * not ASCII), the address stays whole. */
+static void
+test_build_from_name(void **state)
+{
+    char *to[] = {"a@example.com"};
+    mime_msg_t m = {"TOPdesk Voorraad <voorraad@example.com>", to, 1, "S", "x\n", NULL, NULL, 0};
+    char *msg = mime_build(&m), *name = NULL, *addr = NULL;
+
+    (void)state;
+    assert_true(has_header(msg, "From: \"TOPdesk Voorraad\" <voorraad@example.com>\r\n"));
+    free(msg);
+    m.from = "\"Facilitair B\xc3\xbcro\" <fb@example.com>";
+    msg = mime_build(&m);
+    assert_true(has_header(msg, "From: =?UTF-8?"));
+    assert_non_null(strstr(msg, " <fb@example.com>\r\n"));
+    free(msg);
+    assert_true(address_split("TOPdesk Voorraad <voorraad@example.com>", &name, &addr));
+    assert_string_equal(name, "TOPdesk Voorraad");
+    assert_string_equal(addr, "voorraad@example.com");
+    free(name);
+    free(addr);
+    assert_true(address_split("plain@example.com", &name, &addr));
+    assert_null(name);
+    assert_string_equal(addr, "plain@example.com");
+    free(addr);
+    assert_false(address_split("Name <not an address>", NULL, &addr));
+    assert_false(address_split("Name <a@example.com> trailing", NULL, &addr));
+    assert_false(address_split("Na\nme <a@example.com>", NULL, &addr));
 }
 
 static void
@@ -655,10 +687,10 @@ test_address_ok(void **state)
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (mime_address_ok(cases[i].addr) != cases[i].ok)
-            fail_msg("mime_address_ok(\"%s\") != %d", cases[i].addr, cases[i].ok);
+        if (address_ok(cases[i].addr) != cases[i].ok)
+            fail_msg("address_ok(\"%s\") != %d", cases[i].addr, cases[i].ok);
     }
-    assert_false(mime_address_ok(NULL));
+    assert_false(address_ok(NULL));
 
     /* 254 characters at most; 64 in the local part. */
     char buf[300];
@@ -668,15 +700,15 @@ test_address_ok(void **state)
         buf[i] = '.';
     buf[254] = '\0';
     buf[253] = 'z';
-    assert_true(mime_address_ok(buf));
+    assert_true(address_ok(buf));
     memset(buf, 'a', sizeof buf);
     buf[64] = '@';
     buf[255] = '\0';
-    assert_false(mime_address_ok(buf));
+    assert_false(address_ok(buf));
     memset(buf, 'a', sizeof buf);
     buf[65] = '@';
     buf[100] = '\0';
-    assert_false(mime_address_ok(buf));
+    assert_false(address_ok(buf));
 }
 
 /* ---- sending without a server ----------------------------------------- */
@@ -1266,6 +1298,7 @@ main(void)
         cmocka_unit_test(test_build_full),
         cmocka_unit_test(test_build_binary_attachment),
         cmocka_unit_test(test_build_text_only),
+        cmocka_unit_test(test_build_from_name),
         cmocka_unit_test(test_build_alternative_only),
         cmocka_unit_test(test_build_quoted_printable),
         cmocka_unit_test(test_build_header_injection),
