@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "cgi/app.h"
@@ -20,7 +21,7 @@
 static const char usage_text[] =
     "usage: tdhook [-c FILE] COMMAND [ARGS]\n"
     "\n"
-    "commands:\n"
+    "commands (tdhook COMMAND --help says more):\n"
     "  serve [--socket unix:PATH|tcp:HOST:PORT] [--workers N] [--threads N]\n"
     "                        run the FastCGI server (no --socket: inherited socket)\n"
     "  check-config          validate the configuration, print it with secrets masked\n"
@@ -55,6 +56,13 @@ load_config(const char *path)
     config_t *cfg = NULL;
     char *err = NULL;
 
+    struct stat st;
+
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        log_error("configuration: %s is a directory; -c takes the configuration file, such "
+                  "as %s/tdhook.yaml", path, path);
+        return NULL;
+    }
     if (config_load(path, &cfg, &err) != CONFIG_OK) {
         log_error("configuration: %s", err);
         free(err);
@@ -154,6 +162,116 @@ run_check_config(const config_t *cfg, int argc)
     return EX_OK;
 }
 
+/* The commands: their usage line, what --help says, and the arguments
+ * they take, checked before the configuration is read, so that a wrong
+ * option is a usage error (64) with or without a configuration file. */
+typedef struct {
+    const char *name;
+    const char *usage;
+    const char *help;
+    const char *const flags[4];     /* options without a value */
+    const char *const valued[4];    /* options that take one */
+    int min_args, max_args;         /* words that are no option */
+} cmd_spec_t;
+
+static const cmd_spec_t cmd_specs[] = {
+    {"serve", "serve [--socket unix:PATH|tcp:HOST:PORT] [--workers N] [--threads N]",
+     "Runs the FastCGI server that nginx sends the webhooks to, and the job\n"
+     "runners.  Without --socket it uses the socket it inherits (systemd\n"
+     "socket activation, spawn-fcgi).\n"
+     "  --socket unix:PATH|tcp:HOST:PORT  listen here instead\n"
+     "  --workers N   HTTP worker processes (1 to 128, default 2)\n"
+     "  --threads N   request threads a worker (1 to 256, default 16)\n",
+     {NULL}, {"--socket", "--workers", "--threads", NULL}, 0, 0},
+    {"check-config", "check-config",
+     "Checks the configuration and prints it as tdhook reads it, every key\n"
+     "with its value or default, secrets masked.\n",
+     {NULL}, {NULL}, 0, 0},
+    {"queue", "queue list | show ID | retry ID | drop ID",
+     "The durable queue: list the jobs (queued, running, retrying, dead,\n"
+     "done), show one, queue a dead letter again, or remove a job.\n",
+     {NULL}, {NULL}, 1, 2},
+    {"doctor", "doctor [--no-mail]",
+     "Checks every preparation in TOPdesk, Exchange and the mail server and\n"
+     "prints one line a check: OK, WARN or FAIL with what to fix.\n"
+     "  --no-mail   do not send the test mail to admin_mail\n",
+     {"--no-mail", NULL}, {NULL}, 0, 0},
+    {"stock-check", "stock-check [--dry-run] [--json]",
+     "Runs the stock check now and mails the digest, as the webhook does.\n"
+     "  --dry-run   print the report, mail nothing, keep the repeat state\n"
+     "  --json      print the report as JSON\n",
+     {"--dry-run", "--json", NULL}, {NULL}, 0, 0},
+    {"sync-reservation", "sync-reservation ID|NUMBER [--dry-run]",
+     "Brings one TOPdesk reservation (its id or its number, such as\n"
+     "\"R 2406 012\") into the room calendars now.\n"
+     "  --dry-run   say what would change, change nothing\n",
+     {"--dry-run", NULL}, {NULL}, 1, 1},
+    {"reconcile", "reconcile [--days N] [--dry-run]",
+     "Compares the reservations of the coming days in every mapped room with\n"
+     "the room calendars and repairs what drifted.\n"
+     "  --days N    how many days ahead (default reservations.reconcile_days)\n"
+     "  --dry-run   say what would change, change nothing\n",
+     {"--dry-run", NULL}, {"--days", NULL}, 0, 0},
+};
+
+static const cmd_spec_t *
+cmd_spec(const char *name)
+{
+    for (size_t i = 0; i < sizeof cmd_specs / sizeof cmd_specs[0]; i++)
+        if (strcmp(cmd_specs[i].name, name) == 0)
+            return &cmd_specs[i];
+    return NULL;
+}
+
+static int
+cmd_listed(const char *const *list, const char *arg, size_t len)
+{
+    for (; *list; list++)
+        if (strlen(*list) == len && strncmp(*list, arg, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Checks args[1..n) against spec: 0, 1 when --help was asked for (its text
+ * is printed), or EX_USAGE after saying what is wrong. */
+static int
+cmd_check_args(const cmd_spec_t *spec, int n, char **args)
+{
+    int words = 0;
+
+    for (int i = 1; i < n; i++) {
+        const char *a = args[i], *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: tdhook [-c FILE] %s\n\n%s", spec->usage, spec->help);
+            return 1;
+        }
+        if (a[0] != '-' || !a[1]) {
+            words++;
+        } else if (cmd_listed(spec->flags, a, strlen(a))) {
+            continue;
+        } else if (cmd_listed(spec->valued, a, len)) {
+            if (!eq && ++i >= n) {
+                fprintf(stderr, "tdhook: %s: %s needs a value\nusage: tdhook %s\n", spec->name,
+                        a, spec->usage);
+                return EX_USAGE;
+            }
+        } else {
+            fprintf(stderr, "tdhook: %s: unknown option \"%s\"\nusage: tdhook %s\n",
+                    spec->name, a, spec->usage);
+            return EX_USAGE;
+        }
+    }
+    if (words < spec->min_args || words > spec->max_args) {
+        fprintf(stderr, "tdhook: %s: %s\nusage: tdhook %s\n", spec->name,
+                words < spec->min_args ? "an argument is missing" : "too many arguments",
+                spec->usage);
+        return EX_USAGE;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -178,7 +296,8 @@ main(int argc, char **argv)
             config_path = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             config_path = argv[i] + 9;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+        } else if ((strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) &&
+                   nargs == 0) {
             free(args);
             return usage(stdout, EX_OK);
         } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
@@ -194,13 +313,15 @@ main(int argc, char **argv)
         free(args);
         return usage(stderr, EX_USAGE);
     }
-    if (strcmp(args[0], "serve") && strcmp(args[0], "check-config") &&
-        strcmp(args[0], "queue") && strcmp(args[0], "doctor") &&
-        strcmp(args[0], "stock-check") && strcmp(args[0], "sync-reservation") &&
-        strcmp(args[0], "reconcile")) {
+    if (!cmd_spec(args[0])) {
         fprintf(stderr, "tdhook: unknown command \"%s\"\n", args[0]);
         free(args);
         return usage(stderr, EX_USAGE);
+    }
+    rc = cmd_check_args(cmd_spec(args[0]), nargs, args);
+    if (rc) {
+        free(args);
+        return rc == 1 ? EX_OK : rc;
     }
     if (!config_path)
         config_path = config_default_path();

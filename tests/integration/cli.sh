@@ -215,4 +215,27 @@ assert_eq "queue show without an id: exit 64" 64 "$RC"
 run -c "$T/tdhook.yaml" queue list
 assert_eq "queue list on an empty queue exits 0" 0 "$RC"
 
+# --- every command explains itself; a wrong option needs no config ----------
+for cmd in serve check-config queue doctor stock-check sync-reservation reconcile; do
+    run -c "$T/no-such.yaml" "$cmd" --help
+    assert_eq "$cmd --help: exit 0 without a config" 0 "$RC"
+    assert_contains "$cmd --help: its usage" "$OUT" "usage: tdhook [-c FILE] $cmd"
+done
+run -c "$T/no-such.yaml" stock-check --dryrun
+assert_eq "stock-check --dryrun (a typo): exit 64, no config read" 64 "$RC"
+assert_contains "the typo is named" "$ERR" 'stock-check: unknown option "--dryrun"'
+assert_contains "with the usage" "$ERR" "usage: tdhook stock-check [--dry-run] [--json]"
+run -c "$T/no-such.yaml" reconcile --days
+assert_eq "reconcile --days without a value: exit 64" 64 "$RC"
+assert_contains "it says so" "$ERR" "--days needs a value"
+run -c "$T/no-such.yaml" sync-reservation
+assert_eq "sync-reservation without an id: exit 64" 64 "$RC"
+run -c "$T/no-such.yaml" check-config extra
+assert_eq "check-config with an argument: exit 64" 64 "$RC"
+mkdir -p "$T/confdir"
+run -c "$T/confdir" check-config
+assert_eq "-c on a directory: exit 78" 78 "$RC"
+assert_contains "-c on a directory says so" "$ERR" \
+    "$T/confdir is a directory; -c takes the configuration file"
+
 finish
