@@ -403,6 +403,51 @@ doctor_mail(doctor_list_t *l, const config_t *cfg, int send_mail)
     free(message);
 }
 
+/* What doctor_dead() gathers from the dead letters. */
+typedef struct {
+    size_t dead, mail;
+    char first_mail[QUEUE_ID_MAX];   /* the oldest dead mail job's id */
+    char *mail_error;                /* its error; allocated */
+} doctor_dead_t;
+
+static int
+doctor_dead_one(const job_t *job, void *arg)
+{
+    doctor_dead_t *d = arg;
+
+    if (job->status != JOB_DEAD)
+        return 0;
+    d->dead++;
+    if (strcmp(job->kind, "mail") == 0 && d->mail++ == 0) {
+        snprintf(d->first_mail, sizeof d->first_mail, "%s", job->id);
+        d->mail_error = xstrdup(job->last_error ? job->last_error : "");
+    }
+    return 0;
+}
+
+/* Dead letters: a dead mail job is a digest or a notice that nobody got,
+ * and nobody hears of it by mail (mailing about it could loop). */
+static void
+doctor_dead(doctor_list_t *l, queue_t *q)
+{
+    doctor_dead_t d = {0, 0, "", NULL};
+
+    if (queue_foreach(q, doctor_dead_one, &d) != QUEUE_OK)
+        return;
+    if (d.mail)
+        doctor_add(l, DOCTOR_FAIL, "queue.dead-mail",
+                   "%zu mail%s could not be sent and will not be tried again (the oldest: job "
+                   "%s, %.200s); fix the cause, then: tdhook queue retry %s", d.mail,
+                   d.mail == 1 ? "" : "s", d.first_mail, d.mail_error, d.first_mail);
+    else if (d.dead)
+        doctor_add(l, DOCTOR_WARN, "queue.dead-letters",
+                   "%zu job%s failed for good (admin_mail was told); see tdhook queue list",
+                   d.dead, d.dead == 1 ? "" : "s");
+    else
+        doctor_add(l, DOCTOR_OK, "queue.dead-letters", "no job failed for good");
+    free(d.mail_error);
+}
+
 void
 doctor_run(const config_t *cfg, int send_mail, doctor_finding_t **out, size_t *n)
 {
@@ -419,8 +464,10 @@ doctor_run(const config_t *cfg, int send_mail, doctor_finding_t **out, size_t *n
     else
         doctor_add(&l, DOCTOR_FAIL, "state_dir", "%s is not writable%s%s: create it for the user "
                    "tdhook runs as", cfg->state_dir, err ? ": " : "", err ? err : "");
-    if (q)
+    if (q) {
+        doctor_dead(&l, q);
         queue_close(q);
+    }
     free(err);
     doctor_topdesk(&l, cfg, &locations);
     if (cfg->reservations.exchange == EXCHANGE_NONE)

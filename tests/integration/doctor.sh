@@ -264,6 +264,22 @@ else
     fail "good sink again: no test mail"
 fi
 
+# === a mail that died ========================================================
+# A dead mail job (a digest nobody got) is never mailed about: doctor names
+# it.  The job file is the queue's own format (tdhook(8), FILES).
+say "# dead mail"
+expect OK queue.dead-letters '' "no dead letter: OK queue.dead-letters"
+mkdir -p "$T/state/dead"
+now_ms=$(($(date +%s) * 1000))
+printf '{"id":"%s","kind":"mail","payload":{"to":["inkoop@example.com"],"message":"x"},"attempts":1,"created_ms":%s,"not_before_ms":0,"last_error":"smtp 127.0.0.1: 550 mailbox unavailable","finished_ms":%s}' \
+    0123456789ab-0123456789a "$now_ms" "$now_ms" >"$T/state/dead/0123456789ab-0123456789a.job"
+doctor --no-mail
+assert_eq "dead mail: exit 69" 69 "$DR_RC"
+expect FAIL queue.dead-mail '1 mail could not be sent' "dead mail: FAIL queue.dead-mail"
+expect FAIL queue.dead-mail '550 mailbox unavailable' "dead mail: with the reason"
+expect FAIL queue.dead-mail 'tdhook queue retry 0123456789ab-0123456789a' "dead mail: the fix"
+rm -f "$T/state/dead/0123456789ab-0123456789a.job"
+
 # === secrets =================================================================
 assert_no_secrets "doctor output" "$T/all-out.txt"
 
