@@ -573,13 +573,18 @@ stock_subject(const stock_report_t *r, int only_new, size_t nnew)
 }
 
 const config_list_t *
-stock_recipients(const config_t *cfg, const stock_report_t *r, size_t nnew, const char **why)
+stock_recipients(const config_t *cfg, const stock_report_t *r, size_t nnew, int mailed_today,
+                 const char **why)
 {
     int only_new = cfg->stock_check.repeat == REPEAT_ONLY_NEW;
 
     if (!cfg->stock_check.always_mail && (only_new ? nnew == 0 : r->nshort == 0)) {
         *why = only_new ? "not needed: no stock room fell short since the last report"
                         : "not needed: no stock room is under its minimum";
+        return NULL;
+    }
+    if (!only_new && mailed_today && nnew == 0) {
+        *why = "not needed: today's digest went out already, and nothing new fell short";
         return NULL;
     }
     if (cfg->stock_check.to.n)
@@ -617,19 +622,20 @@ stock_run(const config_t *cfg, const stock_how_t *how, json_object **result, cha
     const char *why = NULL;
     char *mail_state = NULL, *mail_job = NULL;
     size_t nnew;
-    int rc;
+    int rc, mailed_today;
 
     *result = NULL;
     rc = stock_check_run(cfg, &r, errstr, retry_after_ms, how->progress);
     if (rc)
         return rc;
-    nnew = stock_mark_new(cfg, r, 0);
+    mailed_today = stock_mailed_today(cfg);
+    nnew = stock_mark_new(cfg, r, STOCK_SAVE_NOT);
     if (how->on_report)
         how->on_report(r, how->dry_run, how->arg);
     if (how->dry_run)
         why = "dry run: not sent";
     else
-        to = stock_recipients(cfg, r, nnew, &why);
+        to = stock_recipients(cfg, r, nnew, mailed_today, &why);
     if (to) {
         char *message = stock_digest(cfg, r, nnew, to);
 
@@ -644,7 +650,7 @@ stock_run(const config_t *cfg, const stock_how_t *how, json_object **result, cha
     }
     /* Only a report that went out (or was not needed) moves the state on. */
     if (!how->dry_run)
-        stock_mark_new(cfg, r, 1);
+        stock_mark_new(cfg, r, to ? STOCK_SAVE_MAILED : STOCK_SAVE);
     *result = stock_report_json(r);
     json_object_object_add(*result, "mail", json_object_new_string(mail_state ? mail_state : why));
     if (mail_job)

@@ -66,14 +66,25 @@ char *stock_report_csv(const stock_report_t *r, int only_new, char sep);
 json_object *stock_report_json(const stock_report_t *r);
 
 /* Marks rooms that are short now but were not in the last report (state in
- * state_dir/stock-state.json), and saves the current shortfalls when save.
- * Returns how many are new. */
-size_t stock_mark_new(const config_t *cfg, stock_report_t *r, int save);
+ * state_dir/stock-state.json), and saves the current shortfalls as save
+ * says.  Returns how many are new. */
+typedef enum {
+    STOCK_SAVE_NOT,       /* only mark what is new */
+    STOCK_SAVE,           /* and keep this report's shortfalls */
+    STOCK_SAVE_MAILED     /* and that a digest went out today */
+} stock_save_t;
+size_t stock_mark_new(const config_t *cfg, stock_report_t *r, stock_save_t save);
+
+/* 1 when a digest went out today (the calendar day in mail.timezone). */
+int stock_mailed_today(const config_t *cfg);
 
 /* Whether the report calls for a mail, and to whom (stock_check.to, else
- * admin_mail): borrowed from cfg, or NULL with the reason in *why. */
+ * admin_mail): borrowed from cfg, or NULL with the reason in *why.
+ * repeat: daily mails at most once a calendar day (mailed_today) unless
+ * something new fell short (nnew); only_new only when something did;
+ * always_mail also when nothing is short. */
 const config_list_t *stock_recipients(const config_t *cfg, const stock_report_t *r, size_t nnew,
-                                      const char **why);
+                                      int mailed_today, const char **why);
 /* The digest mail (text, HTML and a CSV attachment), built.  Allocated. */
 char *stock_digest(const config_t *cfg, const stock_report_t *r, size_t nnew,
                    const config_list_t *to);

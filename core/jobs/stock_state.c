@@ -1,12 +1,15 @@
-/* The repeat state of the stock check: which stock rooms the last report
- * had short or without a minimum ({state_dir}/stock-state.json), so that
- * stock_check.repeat: only_new mails only what is new. */
+/* The repeat state of the stock check ({state_dir}/stock-state.json):
+ * which stock rooms the last report had short or without a minimum, so that
+ * stock_check.repeat: only_new mails only what is new, and the calendar day
+ * (in mail.timezone) a digest last went out, so that daily mails at most
+ * once a day unless something new fell short. */
 #include "autoconf.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -17,9 +20,36 @@
 
 #define STOCK_STATE_FILE "stock-state.json"
 
-/* The state: {"short":{"<id>":shortfall},"no_minimum":{"<id>":true}}. */
+/* Today in the zone of the mails, "2026-12-08", into day[16]. */
+static const char *
+stock_today(char *day)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (!localtime_r(&now, &tm) || strftime(day, 16, "%Y-%m-%d", &tm) == 0)
+        day[0] = '\0';
+    return day;
+}
+
+int
+stock_mailed_today(const config_t *cfg)
+{
+    char *path = xasprintf("%s/%s", cfg->state_dir, STOCK_STATE_FILE), day[16];
+    json_object *state = json_object_from_file(path), *v;
+    int today = state && json_object_object_get_ex(state, "mailed_day", &v) &&
+                json_object_is_type(v, json_type_string) &&
+                strcmp(json_object_get_string(v), stock_today(day)) == 0;
+
+    json_object_put(state);
+    free(path);
+    return today;
+}
+
+/* The state: {"short":{"<id>":shortfall},"no_minimum":{"<id>":true},
+ * "mailed_day":"2026-12-08"}. */
 size_t
-stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
+stock_mark_new(const config_t *cfg, stock_report_t *r, stock_save_t save)
 {
     char *path = xasprintf("%s/%s", cfg->state_dir, STOCK_STATE_FILE);
     json_object *old = json_object_from_file(path), *old_short = NULL, *old_nomin = NULL;
@@ -49,9 +79,19 @@ stock_mark_new(const config_t *cfg, stock_report_t *r, int save)
         nnew += room->is_new && room->shortfall > 0;
     }
     json_object_object_add(state, "generated", json_object_new_string(r->generated));
+    if (save == STOCK_SAVE_MAILED) {
+        char day[16];
+
+        json_object_object_add(state, "mailed_day", json_object_new_string(stock_today(day)));
+    } else if (old) {
+        json_object *day;
+
+        if (json_object_object_get_ex(old, "mailed_day", &day))
+            json_object_object_add(state, "mailed_day", json_object_get(day));
+    }
     json_object_object_add(state, "short", now_short);
     json_object_object_add(state, "no_minimum", now_nomin);
-    if (save) {
+    if (save != STOCK_SAVE_NOT) {
         const char *s = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
 
         mkdir(cfg->state_dir, 0700);   /* the CLI may run before any server made it */

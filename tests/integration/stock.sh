@@ -81,6 +81,15 @@ write_stock_config() {
         "queue={runners: 2, retry_base: 2s, retry_max: 2s, max_attempts: 3}"
 }
 
+# new_day: the repeat state as if the last digest went out yesterday.
+new_day() {
+    "$PY" -c 'import json, sys
+p = sys.argv[1]
+d = json.load(open(p, encoding="utf-8"))
+d["mailed_day"] = "2000-01-01"
+json.dump(d, open(p, "w", encoding="utf-8"))' "$T/state/stock-state.json"
+}
+
 # cli ARGS...: `tdhook stock-check ARGS`; sets CLI_RC, CLI_OUT, CLI_ERR.
 cli() {
     "$TDHOOK" -c "$T/tdhook.yaml" stock-check "$@" >"$T/cli.out" 2>"$T/cli.err"
@@ -310,6 +319,16 @@ if [ "$HOOKS" = 1 ]; then
     else
         fail "the mail job '$mj' is not done: $RES_BODY"
     fi
+    # daily: the action fires again the same day, nothing new fell short:
+    # no second digest.
+    before=$(mail_count)
+    run_hook '{}'
+    wait_st "$JOB" "done" 30 || fail "daily, second run: job not done: $RES_BODY"
+    job_answer "$JOB"
+    assert_match "daily, second run the same day: no second digest" \
+        "$(value "$T/job.json" 'd["result"]["mail"]')" "^not needed: today's digest went out already"
+    sleep 0.5
+    assert_eq "daily, second run the same day: nothing mailed" "$before" "$(mail_count)"
     # The dry run through the hook: the report, no mail.
     before=$(mail_count)
     run_hook '{"dry_run": true}'
@@ -606,6 +625,7 @@ json.dump(d, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)' "$T/
     ALWAYS=true
     write_stock_config
     restart_serve
+    new_day
     run_hook '{}'
     wait_st "$JOB" "done" 30 || fail "always_mail: job not done: $RES_BODY"
     job_answer "$JOB"

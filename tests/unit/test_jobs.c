@@ -234,22 +234,24 @@ test_stock_repeat_state(void **state)
     config_t *cfg = NULL;
     stock_report_t *r;
     char *yaml, *err = NULL, *text;
+    const char *why = NULL;
 
     (void)state;
     assert_non_null(mkdtemp(dir));
     yaml = xasprintf("state_dir: %s\nhooks: {tokens: [t]}\n"
                      "topdesk: {url: 'https://x.topdesk.net', username: u, application_password: p}\n"
                      "mail: {from: a@example.com}\n"
+                     "stock_check: {to: [inkoop@example.com]}\n"
                      "graph: {tenant: t, client_id: c, client_secret: s}\n", dir);
     assert_int_equal(config_load_buffer("t.yaml", yaml, strlen(yaml), &cfg, &err), 0);
     /* the first report: everything short is new; nothing saved yet */
     r = report();
-    assert_int_equal(stock_mark_new(cfg, r, 0), 1);
-    assert_int_equal(stock_mark_new(cfg, r, 1), 1);
+    assert_int_equal(stock_mark_new(cfg, r, STOCK_SAVE_NOT), 1);
+    assert_int_equal(stock_mark_new(cfg, r, STOCK_SAVE), 1);
     stock_report_free(r);
     /* the same shortfall again: nothing new, and only_new shows nothing */
     r = report();
-    assert_int_equal(stock_mark_new(cfg, r, 1), 0);
+    assert_int_equal(stock_mark_new(cfg, r, STOCK_SAVE), 0);
     assert_false(r->rooms[0].is_new);
     text = stock_report_text(r, 1);
     assert_non_null(strstr(text, "; 0 fell short since the last report."));
@@ -261,9 +263,22 @@ test_stock_repeat_state(void **state)
     r->rooms[2].count = 3;
     r->rooms[2].shortfall = 7;
     r->nshort = 2;
-    assert_int_equal(stock_mark_new(cfg, r, 1), 1);
+    assert_int_equal(stock_mark_new(cfg, r, STOCK_SAVE), 1);
     assert_true(r->rooms[2].is_new);
     assert_false(r->rooms[0].is_new);
+    stock_report_free(r);
+    /* daily: at most one digest a calendar day, unless something new */
+    r = report();
+    assert_false(stock_mailed_today(cfg));
+    assert_non_null(stock_recipients(cfg, r, 0, 0, &why));
+    stock_mark_new(cfg, r, STOCK_SAVE_MAILED);
+    assert_true(stock_mailed_today(cfg));
+    assert_null(stock_recipients(cfg, r, 0, 1, &why));
+    assert_non_null(strstr(why, "today's digest went out already"));
+    assert_non_null(stock_recipients(cfg, r, 1, 1, &why));
+    /* a save without a mail keeps the day */
+    stock_mark_new(cfg, r, STOCK_SAVE);
+    assert_true(stock_mailed_today(cfg));
     stock_report_free(r);
     config_free(cfg);
     free(yaml);
