@@ -112,6 +112,7 @@ installed "the example configuration" "$sysconfdir/tdhook/tdhook.yaml.example"
 for unit in tdhook.socket tdhook.service tdhook-reconcile.service tdhook-reconcile.timer; do
     installed "$unit" "$unitdir/$unit"
 done
+installed "the nginx rate limit zone" "$datadir/tdhook/nginx/tdhook-zone.conf"
 if installed "the nginx snippet" "$datadir/tdhook/nginx/tdhook.conf"; then
     if cmp -s "$top_srcdir/deploy/nginx/tdhook.conf" "$DEST$datadir/tdhook/nginx/tdhook.conf"; then
         ok "the nginx snippet is deploy/nginx/tdhook.conf unchanged"
