@@ -23,6 +23,7 @@
 #include "cgi/serve.h"
 #include "core/clients/transport.h"
 #include "core/jobs/jobs.h"
+#include "core/jobs/texts.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
 #include "core/util/testseam.h"
@@ -43,6 +44,7 @@ typedef struct {
     serve_role_t role;
     int index;
     time_t started;
+    unsigned gen;            /* the configuration it started with (see serve_reload()) */
 } serve_child_t;
 
 static volatile sig_atomic_t serve_stop;
@@ -535,6 +537,53 @@ serve_spawn(const config_t *cfg, int listen_fd, int threads, serve_child_t *c)
     return pid;
 }
 
+/* SIGHUP: loads cfg->path again.  The new configuration (allocated) when
+ * it loads and can take over without a restart, else NULL after saying why
+ * the old one stays. */
+static config_t *
+serve_reload(const config_t *cfg)
+{
+    config_t *next = NULL;
+    char *err = NULL;
+
+    if (config_load(cfg->path, &next, &err) != CONFIG_OK) {
+        log_error("SIGHUP: %s was not loaded, the running configuration stays: %s", cfg->path,
+                  err ? err : "unknown error");
+        free(err);
+        return NULL;
+    }
+    if (strcmp(next->state_dir, cfg->state_dir) != 0 ||
+        next->queue.runners != cfg->queue.runners) {
+        log_error("SIGHUP: state_dir and queue.runners change only with a restart; the running "
+                  "configuration stays");
+        config_free(next);
+        return NULL;
+    }
+    log_setup((log_level_t)next->log_level, (log_format_t)next->log_format);
+    text_setup(next->mail.language == LANGUAGE_NL ? TEXT_NL : TEXT_EN, next->mail.timezone);
+    log_info("SIGHUP: %s loaded; the workers and runners take it over one at a time",
+             next->path);
+    return next;
+}
+
+/* After a reload: one child a time of an older generation is asked to stop
+ * (a worker answers its requests in flight first); the loop of serve_run()
+ * starts its successor with the new configuration, and the next goes only
+ * when that one runs, so there is always a worker to accept. */
+static void
+serve_roll(serve_child_t *kids, int n, unsigned gen)
+{
+    for (int i = 0; i < n; i++)
+        if (kids[i].pid == 0)
+            return;   /* a successor is still to start */
+    for (int i = 0; i < n; i++) {
+        if (kids[i].gen != gen) {
+            kill(kids[i].pid, SIGTERM);   /* again each round until it is gone */
+            return;
+        }
+    }
+}
+
 static void
 serve_signal_all(serve_child_t *kids, int n, int sig)
 {
@@ -583,10 +632,42 @@ serve_reap(serve_child_t *kids, int n)
     return reaped;
 }
 
+/* Stops every child: SIGTERM, then SIGKILL for those still running after
+ * SERVE_STOP_GRACE_S.  EX_OK, or EX_SOFTWARE when some had to be killed. */
+static int
+serve_stop_children(serve_child_t *kids, int nkids, const sigset_t *set)
+{
+    int rc = EX_OK;
+
+    log_info("stopping: waiting for requests and jobs in flight");
+    serve_signal_all(kids, nkids, SIGTERM);
+    for (int tick = 0; serve_alive(kids, nkids); tick++) {
+        struct timespec ts = {0, 200 * 1000000L};
+        siginfo_t info;
+
+        if (tick >= SERVE_STOP_GRACE_S * 5) {
+            log_warn("children still running after %d s; killing them", SERVE_STOP_GRACE_S);
+            serve_signal_all(kids, nkids, SIGKILL);
+            rc = EX_SOFTWARE;
+        }
+        sigtimedwait(set, &info, &ts);
+        serve_reap(kids, nkids);
+        /* A worker may have been between its check and accept() when the
+         * first signal came; another one wakes it.  Workers in a request
+         * have SIGTERM blocked, so they finish first. */
+        for (int i = 0; i < nkids; i++)
+            if (kids[i].pid > 0 && kids[i].role == ROLE_HTTP)
+                kill(kids[i].pid, SIGTERM);
+    }
+    return rc;
+}
+
 int
 serve_run(const config_t *cfg, const serve_opts_t *opts)
 {
     serve_child_t kids[SERVE_MAX_CHILDREN];
+    config_t *loaded = NULL;   /* the newest reloaded configuration, owned here */
+    unsigned gen = 0;
     int nkids = 0, listen_fd, rc = EX_OK;
     long long checkpoint_ms, last_checkpoint;
     char *err = NULL;
@@ -632,9 +713,9 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
     sigprocmask(SIG_BLOCK, &set, NULL);
 
     for (int i = 0; i < opts->workers; i++)
-        kids[nkids++] = (serve_child_t){0, ROLE_HTTP, i, 0};
+        kids[nkids++] = (serve_child_t){0, ROLE_HTTP, i, 0, 0};
     for (int i = 0; i < cfg->queue.runners; i++)
-        kids[nkids++] = (serve_child_t){0, ROLE_RUNNER, i, 0};
+        kids[nkids++] = (serve_child_t){0, ROLE_RUNNER, i, 0, 0};
     for (int i = 0; i < nkids; i++)
         serve_spawn(cfg, listen_fd, opts->threads, &kids[i]);
     log_info("serving on %s with %d workers and %d job runners (pid %ld)",
@@ -652,41 +733,33 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
             last_checkpoint = now;
         }
 
-        if (sig == SIGTERM || sig == SIGINT)
+        if (sig == SIGTERM || sig == SIGINT) {
             serve_stop = 1;
-        else if (sig == SIGHUP)
-            log_info("SIGHUP: restart tdhook to load a changed configuration");
+        } else if (sig == SIGHUP) {
+            config_t *next = serve_reload(loaded ? loaded : cfg);
+
+            if (next) {
+                /* the children have their own copies: the old one can go */
+                config_free(loaded);
+                loaded = next;
+                gen++;
+            }
+        }
         serve_reap(kids, nkids);
         if (serve_stop)
             break;
         for (int i = 0; i < nkids; i++) {
             /* A child that keeps dying right after its start is re-spawned
              * at most once a second. */
-            if (kids[i].pid == 0 && time(NULL) - kids[i].started >= 1)
-                serve_spawn(cfg, listen_fd, opts->threads, &kids[i]);
+            if (kids[i].pid == 0 && time(NULL) - kids[i].started >= 1) {
+                kids[i].gen = gen;
+                serve_spawn(loaded ? loaded : cfg, listen_fd, opts->threads, &kids[i]);
+            }
         }
+        serve_roll(kids, nkids, gen);
     }
 
-    log_info("stopping: waiting for requests and jobs in flight");
-    serve_signal_all(kids, nkids, SIGTERM);
-    for (int tick = 0; serve_alive(kids, nkids); tick++) {
-        struct timespec ts = {0, 200 * 1000000L};
-        siginfo_t info;
-
-        if (tick >= SERVE_STOP_GRACE_S * 5) {
-            log_warn("children still running after %d s; killing them", SERVE_STOP_GRACE_S);
-            serve_signal_all(kids, nkids, SIGKILL);
-            rc = EX_SOFTWARE;
-        }
-        sigtimedwait(&set, &info, &ts);
-        serve_reap(kids, nkids);
-        /* A worker may have been between its check and accept() when the
-         * first signal came; another one wakes it.  Workers in a request
-         * have SIGTERM blocked, so they finish first. */
-        for (int i = 0; i < nkids; i++)
-            if (kids[i].pid > 0 && kids[i].role == ROLE_HTTP)
-                kill(kids[i].pid, SIGTERM);
-    }
+    rc = serve_stop_children(kids, nkids, &set);
     /* Every worker is gone: what they stored becomes durable in its files,
      * so the next start has nothing to replay. */
     if (q) {
@@ -697,6 +770,7 @@ serve_run(const config_t *cfg, const serve_opts_t *opts)
     if (opts->socket && strncmp(opts->socket, "unix:", 5) == 0)
         unlink(opts->socket + 5);
     close(listen_fd);
+    config_free(loaded);
     log_info("stopped");
     return rc;
 }
