@@ -175,6 +175,8 @@ else
     else
         mkdir -p "$DEST/usr/lib/systemd/system" &&
             cp -R "$hostunits/." "$DEST/usr/lib/systemd/system/" 2>/dev/null
+        # ExecReload= runs the system's /bin/sh, which the root lacks.
+        mkdir -p "$DEST/bin" && cp /bin/sh "$DEST/bin/sh"
         MANPATH=$DEST$mandir SYSTEMD_LOG_COLOR=0 SYSTEMD_PAGER='' \
             systemd-analyze verify --root="$DEST" "${units[@]}" >"$T/verify.out" 2>&1
         rc=$?
