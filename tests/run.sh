@@ -22,7 +22,8 @@ cd "$top" || exit 99
 
 PACKAGES="autoconf automake libtool pkg-config make gcc clang libfcgi-dev
 libcurl4-openssl-dev libjson-c-dev libyaml-dev libxml2-dev libcmocka-dev
-nginx-light curl spawn-fcgi python3-aiosmtpd systemd groff-base time"
+nginx-light curl spawn-fcgi python3-aiosmtpd systemd groff-base time
+dpkg-dev fakeroot lintian"
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 export FUZZ_SECONDS
@@ -157,8 +158,9 @@ if [ "${SKIP_DEBUG:-0}" != 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     if command -v clang >/dev/null 2>&1; then
-        # The fakes' own self-tests run no C code: once is enough.
-        CHECK_ARGS="FAKE_TESTS=" build debug CC=clang --enable-debug --enable-fuzz --enable-test-seams || true
+        # The fakes' own self-tests run no C code, and the package is built
+        # with its own flags: once is enough.
+        CHECK_ARGS="FAKE_TESTS= PACKAGE_TESTS=" build debug CC=clang --enable-debug --enable-fuzz --enable-test-seams || true
         step "fuzzing, $FUZZ_SECONDS s per target"
         t0=$(date +%s)
         if bash "$top/tests/fuzz/run.sh" "$top/build/debug" | tee "$logdir/fuzz.log"; then
