@@ -26,6 +26,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEMO=${TDHOOK_DEMO_DIR:-/tmp/tdhook-demo}
+DEMO_LANGUAGE=${DEMO_LANGUAGE:-en}   # the language of the mails: en or nl
 PORT=${DEMO_PORT:-8080}
 # NGINX names the binary; nginx itself must not see that variable (it
 # would take it for a list of inherited sockets).
@@ -348,7 +349,9 @@ topdesk:
   application_password_file: $DEMO/secrets/topdesk.secret
 mail:
   smtp_url: smtp://127.0.0.1:$SMTP_PORT
-  from: tdhook@contoso.nl
+  from: "TOPdesk Contoso <tdhook@contoso.nl>"
+  language: $DEMO_LANGUAGE          # en | nl: every mail, digest and notices
+  timezone: Europe/Amsterdam        # the times in mails, as people read them
 stock_check:
   minimum_field: Minimale voorraad
   to: [inkoop@contoso.nl]
@@ -442,8 +445,13 @@ say "  nginx                $BASE  (GET /healthz: $health)"
 # stored mails.  Standard library only.
 HELPER=$(
     cat <<'PYEOF'
-import email, email.policy, json, sys, urllib.request
+import email, email.policy, json, os, sys, urllib.request
 from datetime import datetime, timedelta, timezone
+try:
+    from zoneinfo import ZoneInfo
+    LOCAL = ZoneInfo("Europe/Amsterdam")
+except Exception:             # no tz database: UTC
+    LOCAL = timezone.utc
 
 PROP = "TopdeskReservationId"
 
@@ -462,7 +470,11 @@ def short(x):
 
 
 def hm(d):
-    return d.strftime("%a %d %b %Y %H:%M")
+    return d.astimezone(LOCAL).strftime("%a %d %b %Y %H:%M")
+
+
+def local_hm(d):
+    return d.astimezone(LOCAL).strftime("%H:%M")
 
 
 def event_of(graph, resid):
@@ -491,6 +503,19 @@ def main(cmd, a):
             print("  attachment: %s (%s, %d bytes, %d lines)" % (
                 part.get_filename(), part.get_content_type(), len(data),
                 len(data.splitlines())))
+        # The HTML part and the CSV beside the mail, to open in a browser
+        # and a spreadsheet.
+        base = a[0][:-4]
+        html = msg.get_body(("html",))
+        if html is not None:
+            with open(base + ".html", "w", encoding="utf-8") as f:
+                f.write(html.get_content())
+            print("  the HTML part, saved: " + base + ".html")
+        for part in msg.iter_attachments():
+            if (part.get_filename() or "").endswith(".csv"):
+                with open(base + ".csv", "wb") as f:
+                    f.write(part.get_payload(decode=True) or b"")
+                print("  the CSV attachment, saved: " + base + ".csv")
     elif cmd == "pick":                    # pick TOPDESK: an upcoming booking to sync
         data = get(a[0] + "/__fake/data")
         mapped = {l["id"]: (l.get("optionalFields1") or {}).get("text1")
@@ -511,7 +536,7 @@ def main(cmd, a):
         r, room = best
         print("\t".join([r["id"], r["number"], r["briefDescription"], room["name"],
                          hm(when(r["plannedStartDate"])),
-                         when(r["plannedEndDate"]).strftime("%H:%M"),
+                         local_hm(when(r["plannedEndDate"])),
                          r["requester"]["name"]]))
     elif cmd == "event":                   # event GRAPH RESID: the appointment
         mailbox, ev, p = event_of(a[0], a[1])
@@ -520,10 +545,10 @@ def main(cmd, a):
             return 1
         print("  mailbox   %s" % mailbox)
         print("  subject   %s" % ev.get("subject"))
-        print("  start     %s %s" % (ev["start"]["dateTime"][:16].replace("T", " "),
-                                     ev["start"]["timeZone"]))
-        print("  end       %s %s" % (ev["end"]["dateTime"][:16].replace("T", " "),
-                                     ev["end"]["timeZone"]))
+        for k in ("start", "end"):
+            t = when(ev[k]["dateTime"])
+            print("  %-9s %s %s (%s Amsterdam time)" % (k, ev[k]["dateTime"][:16].replace("T", " "),
+                                                     ev[k]["timeZone"], hm(t)))
         print("  %s  %s" % (PROP, p["value"]))
         print("  event id  %s" % short(ev["id"]))
     elif cmd == "event-id":                # event-id GRAPH RESID
@@ -549,7 +574,24 @@ def main(cmd, a):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
-        print("%s-%s" % (hm(start), end.strftime("%H:%M")))
+        print("%s-%s" % (hm(start), local_hm(end)))
+    elif cmd == "book":                    # book TOPDESK ROOM: a new reservation there
+        data = get(a[0] + "/__fake/data")
+        room = next(l for l in data["locations"] if l["name"] == a[1])
+        person = next(p for p in data["persons"] if p.get("email") and not p.get("archived"))
+        body = json.dumps({"briefDescription": "Teamoverleg", "numberOfPersons": 6,
+                           "requester": {"id": person["id"]}, "rooms": [room["id"]]}).encode()
+        req = urllib.request.Request(a[0] + "/__fake/reservations", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            r = json.loads(resp.read().decode("utf-8"))
+        print("\t".join([r["id"], r["number"], person["email"]]))
+    elif cmd == "cancel":                  # cancel TOPDESK RESID: the status cancelled
+        req = urllib.request.Request(a[0] + "/__fake/reservations/" + a[1],
+                                     data=b'{"status": "cancelled"}', method="PATCH",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
     elif cmd == "job":                     # job JSON: one line about a job
         j = json.loads(a[0])
         res = j.get("result") or {}
@@ -643,7 +685,7 @@ title "2. A room reservation reaches the room calendar in Exchange"
 pick=$(helper pick "$TD") || die "the demo data has no upcoming reservation in a mapped room"
 IFS=$'\t' read -r RES_ID RES_NUMBER RES_WHAT RES_ROOM RES_START RES_END RES_BY <<<"$pick"
 say "  TOPdesk reservation $RES_NUMBER \"$RES_WHAT\" by $RES_BY:"
-say "  $RES_ROOM, $RES_START-$RES_END UTC (id $RES_ID)"
+say "  $RES_ROOM, $RES_START-$RES_END Amsterdam time (id $RES_ID)"
 hook /hooks/reservation "{\"id\": \"$RES_ID\"}"
 wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
 say "  The appointment in the room's calendar (fake Graph, GET /__fake/events):"
@@ -654,7 +696,7 @@ EVENT_ID=$(helper event-id "$GRAPH" "$RES_ID")
 
 title "3. The reservation moves in TOPdesk; the appointment follows"
 moved=$(helper move "$TD" "$RES_ID" 90) || die "could not change the reservation in the fake TOPdesk"
-say "  In TOPdesk, $RES_NUMBER now runs $moved UTC (PATCH $TD/__fake/reservations/{id})."
+say "  In TOPdesk, $RES_NUMBER now runs $moved (PATCH $TD/__fake/reservations/{id})."
 say "  TOPdesk's \"reservation changed\" action sends the same hook again:"
 hook /hooks/reservation "{\"id\": \"$RES_ID\"}"
 wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
@@ -665,6 +707,33 @@ if [ "$(helper event-id "$GRAPH" "$RES_ID")" = "$EVENT_ID" ]; then
 else
     say "  NOTE: the event id changed (was $EVENT_ID)"
 fi
+
+title "4. The reservation is cancelled in TOPdesk; the appointment goes"
+helper cancel "$TD" "$RES_ID" || die "could not cancel the reservation in the fake TOPdesk"
+say "  In TOPdesk, $RES_NUMBER is cancelled; the \"reservation cancelled\" action sends:"
+hook /hooks/reservation "{\"id\": \"$RES_ID\", \"event\": \"cancelled\"}"
+wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
+if helper event-id "$GRAPH" "$RES_ID" | grep -q .; then
+    die "the appointment of the cancelled reservation is still there"
+fi
+say "  The room's calendar no longer has it: the room is free again in Outlook."
+
+title "5. A room that is not linked to a room calendar: the people are told"
+book=$(helper book "$TD" "Stilteruimte 2.14") || die "could not book in the fake TOPdesk"
+IFS=$'\t' read -r NOTE_ID NOTE_NUMBER NOTE_TO <<<"$book"
+say "  $NOTE_NUMBER books Stilteruimte 2.14, which has no room mailbox in TOPdesk."
+hook /hooks/reservation "{\"id\": \"$NOTE_ID\", \"event\": \"created\"}"
+wait_job "$JOB" || die "the reservation job did not finish (log: $DEMO/logs/tdhook.log)"
+for who in "$NOTE_TO" facilitair@contoso.nl; do
+    mail=
+    for _ in $(seq 1 150); do
+        mail=$(new_mail_to "$who") && break
+        sleep 0.2
+    done
+    [ -n "$mail" ] || die "no notice for $who within 30 s (log: $DEMO/logs/tdhook.log)"
+    say "  The notice to $who ($mail):"
+    helper mail "$mail"
+done
 
 demo_started=1
 
@@ -685,8 +754,9 @@ cat <<EOF
   $TDHOOK -c $DEMO/tdhook.yaml reconcile --dry-run
 
   Change the simulated TOPdesk with its control endpoints, e.g. cancel:
-  curl -sS -X PATCH -d '{"status": "cancelled"}' $TD/__fake/reservations/$RES_ID
-  (and fire the reservation hook again: the appointment goes).
+  curl -sS -X PATCH -d '{"plannedStartDate": "..."}' $TD/__fake/reservations/$RES_ID
+  (and fire the reservation hook again).  DEMO_LANGUAGE=nl bash deploy/demo.sh
+  runs it with every mail in Dutch.
 
   logs     $DEMO/logs/  (tdhook.log, nginx-*.log, topdesk.log, graph.log, smtp.log)
   mails    $DEMO/mail/  (NNNN.eml as received, NNNN.json with the envelope)

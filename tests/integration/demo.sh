@@ -92,6 +92,17 @@ assert_match "the appointment carries the reservation id" "$out" '^  TopdeskRese
 assert_match "the match key is written back" "$out" '^  externalLink .*type 8347'
 assert_match "the changed reservation updates it" "$out" 'Vergaderzaal 1\.01: updated'
 assert_contains "the same appointment, moved" "$out" "same event id"
+assert_match "the digest's time is local" "$out" 'Stock check of [A-Z][a-z]{2} [0-9]+ [A-Z][a-z]{2} 20[0-9]{2}, [0-9]{2}:[0-9]{2}:'
+html=$(printf '%s\n' "$out" | sed -n 's/^  the HTML part, saved: //p' | head -n 1)
+csv=$(printf '%s\n' "$out" | sed -n 's/^  the CSV attachment, saved: //p' | head -n 1)
+check "the HTML digest is saved beside the mail ($html)" test -s "$html"
+check "the CSV is saved beside the mail ($csv)" test -s "$csv"
+assert_match "the cancelled reservation's appointment goes" "$out" 'Vergaderzaal 1\.01: deleted'
+assert_contains "and the demo says the room is free" "$out" "the room is free again"
+assert_match "an unmapped room is skipped" "$out" 'Stilteruimte 2\.14: skipped: room not mapped'
+assert_match "its requester is told in plain words" "$out" \
+    '^  Subject: +Your reservation R [0-9 ]+: Stilteruimte 2\.14 is not in the room calendar'
+assert_match "and facilities with the field to fill in" "$out" 'location field optionalFields1\.text1'
 assert_contains "the curl lines to try next" "$out" "/hooks/reconcile"
 assert_contains "how to stop" "$out" "bash deploy/demo.sh stop"
 assert_not_contains "no FAIL from doctor" "$out" "FAIL  "
