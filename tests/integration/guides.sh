@@ -22,6 +22,22 @@ for step in "Modules → Asset Management → Voorraadruimtes" "Nieuw → Voorra
     assert_contains "stock-check.md (English) names \"$step\"" "$en" "$step"
     assert_contains "stock-check.md (Nederlands) names \"$step\"" "$nl" "$step"
 done
+# The reservations guide, whole in both languages.
+guide=$top_srcdir/deploy/topdesk/reservations.md
+en=$(sed -n '1,/<a id="nederlands"><\/a>/p' "$guide" | tr '\n' ' ' | tr -s ' ')
+nl=$(sed -n '/<a id="nederlands"><\/a>/,$p' "$guide" | tr '\n' ' ' | tr -s ' ')
+for want in "## Requirements" "February 2018" "SaaS" "Action Management" \
+    "Reservations Management" "Property Management" "Exchange 2013 SP1" "Exchange Online" \
+    "## Part 7: testing" "External persons" "Branch filters" "ApplicationImpersonation"; do
+    assert_contains "reservations.md (English) has \"$want\"" "$en" "$want"
+done
+for want in "## Vereisten" "februari 2018" "SaaS" "Actiebeheer" "Reserveringen" \
+    "Vastgoedbeheer" "Exchange on-premises 2013 SP1" "Exchange Online" "## Deel 7: testen" \
+    "Externe personen" "Vestigingsfilters" "ApplicationImpersonation" \
+    "## Deel 2: Exchange Online" "## Deel 3: Exchange on-premises" "## Deel 4:" "## Deel 5:"; do
+    assert_contains "reservations.md (Nederlands) has \"$want\"" "$nl" "$want"
+done
+
 example=$(cat "$top_srcdir/config/tdhook.yaml.example")
 assert_contains "the example config names ApplicationImpersonation" "$example" \
     "ApplicationImpersonation"
