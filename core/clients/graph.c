@@ -229,34 +229,56 @@ graph_close(void *impl)
     curl_global_cleanup();
 }
 
+/* One request on one event: method on /users/{mailbox}/events/{id}[?query]
+ * with body (or NULL).  *shown (may be NULL) gets the path for messages,
+ * allocated. */
+static int
+graph_item_call(graph_t *g, const char *method, const char *mailbox, const char *id,
+                const char *query, const char *body, graph_result_t *res, char **shown,
+                char **errstr, long *retry_after_ms)
+{
+    char *eid, *rest, *url, *path;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    if (shown)
+        *shown = NULL;
+    if (!mailbox || !*mailbox)
+        return graph_bad_args("the mailbox", errstr);
+    if (!id || !*id)
+        return graph_bad_args("the event id", errstr);
+    eid = graph_escape(g, id);
+    rest = xasprintf("/events/%s%s%s", eid, query ? "?" : "", query ? query : "");
+    url = graph_url(g, mailbox, rest);
+    path = xasprintf("/users/%s/events/%s", mailbox, id);
+    rc = graph_call(g, method, url, path, body, 1, res, errstr, retry_after_ms);
+    free(eid);
+    free(rest);
+    free(url);
+    if (shown)
+        *shown = path;
+    else
+        free(path);
+    return rc;
+}
+
 static int
 graph_get(void *impl, const char *mailbox, const char *id, exchange_event_t **out, char **errstr,
           long *retry_after_ms)
 {
     graph_t *g = impl;
     graph_result_t res;
-    char *eid, *expand, *rest, *url, *shown;
+    char *expand = graph_expand(g), *shown = NULL;
     int rc;
 
     *out = NULL;
-    if (!mailbox || !*mailbox)
-        return graph_bad_args("the mailbox", errstr);
-    if (!id || !*id)
-        return graph_bad_args("the event id", errstr);
-    eid = graph_escape(g, id);
-    expand = graph_expand(g);
-    rest = xasprintf("/events/%s?%s", eid, expand);
-    url = graph_url(g, mailbox, rest);
-    shown = xasprintf("/users/%s/events/%s", mailbox, id);
-    rc = graph_call(g, "GET", url, shown, NULL, 1, &res, errstr, retry_after_ms);
+    rc = graph_item_call(g, "GET", mailbox, id, expand, NULL, &res, &shown, errstr,
+                         retry_after_ms);
     if (rc == EXCHANGE_OK)
         rc = graph_event_from(g, res.json, "GET", shown, out, errstr);
     if (res.json)
         json_object_put(res.json);
-    free(eid);
     free(expand);
-    free(rest);
-    free(url);
     free(shown);
     return rc;
 }
@@ -469,26 +491,13 @@ graph_update(void *impl, const char *mailbox, const exchange_event_t *old,
 {
     graph_t *g = impl;
     graph_result_t res;
-    char *body, *eid, *rest, *url, *shown;
-    int rc;
+    char *body = graph_booking_json(mailbox ? mailbox : "", b, 0);
+    int rc = graph_item_call(g, "PATCH", mailbox, old ? old->id : NULL, NULL, body, &res, NULL,
+                             errstr, retry_after_ms);
 
-    if (!mailbox || !*mailbox)
-        return graph_bad_args("the mailbox", errstr);
-    if (!old || !old->id || !*old->id)
-        return graph_bad_args("the event id", errstr);
-    body = graph_booking_json(mailbox, b, 0);
-    eid = graph_escape(g, old->id);
-    rest = xasprintf("/events/%s", eid);
-    url = graph_url(g, mailbox, rest);
-    shown = xasprintf("/users/%s/events/%s", mailbox, old->id);
-    rc = graph_call(g, "PATCH", url, shown, body, 1, &res, errstr, retry_after_ms);
     if (res.json)
         json_object_put(res.json);
     free(body);
-    free(eid);
-    free(rest);
-    free(url);
-    free(shown);
     return rc;
 }
 
@@ -498,18 +507,9 @@ graph_delete(void *impl, const char *mailbox, const exchange_event_t *ev, char *
 {
     graph_t *g = impl;
     graph_result_t res;
-    char *eid, *rest, *url, *shown;
-    int rc;
+    int rc = graph_item_call(g, "DELETE", mailbox, ev ? ev->id : NULL, NULL, NULL, &res, NULL,
+                             errstr, retry_after_ms);
 
-    if (!mailbox || !*mailbox)
-        return graph_bad_args("the mailbox", errstr);
-    if (!ev || !ev->id || !*ev->id)
-        return graph_bad_args("the event id", errstr);
-    eid = graph_escape(g, ev->id);
-    rest = xasprintf("/events/%s", eid);
-    url = graph_url(g, mailbox, rest);
-    shown = xasprintf("/users/%s/events/%s", mailbox, ev->id);
-    rc = graph_call(g, "DELETE", url, shown, NULL, 1, &res, errstr, retry_after_ms);
     if (rc == EXCHANGE_ENOTFOUND) {
         free(*errstr);  /* gone already: that is what was asked */
         *errstr = NULL;
@@ -517,10 +517,6 @@ graph_delete(void *impl, const char *mailbox, const exchange_event_t *ev, char *
     }
     if (res.json)
         json_object_put(res.json);
-    free(eid);
-    free(rest);
-    free(url);
-    free(shown);
     return rc;
 }
 
