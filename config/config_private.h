@@ -158,7 +158,8 @@ int parse_bool(const char *s, int *out);
 int parse_long(const char *s, long *out);
 
 /* secrets.c */
-int read_private(int fd, const struct stat *st, const char *path, const char *what, size_t max, char **data, size_t *len);
+int read_private(int fd, const struct stat *st, const char *path, const char *what, size_t max,
+                 char **data, size_t *len);
 void set_secret(ctx_t *c, const field_t *f, const node_t *v, const node_t *vf, const char *key);
 void set_secret_list_file(ctx_t *c, const field_t *f, const node_t *vf, const char *key);
 void wipe(void *p, size_t n);

@@ -52,7 +52,9 @@ typedef struct {
 } graph_result_t;
 
 /* graph_call.c */
-int graph_call(graph_t *g, const char *method, const char *url, const char *shown, const char *body, int item, graph_result_t *res, char **errstr, long *retry_after_ms);
+int graph_call(graph_t *g, const char *method, const char *url, const char *shown,
+               const char *body, int item, graph_result_t *res, char **errstr,
+               long *retry_after_ms);
 char *graph_clean(const char *s, size_t max);
 char *graph_escape(graph_t *g, const char *s);
 json_object *graph_json_parse(const char *s, size_t len);

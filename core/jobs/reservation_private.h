@@ -55,13 +55,16 @@ int rsv_code_topdesk(int rc);
 json_object *rsv_get(json_object *o, const char *key);
 uint64_t rsv_hash(const char *s);
 json_object *rsv_path(json_object *o, const char *path);
-void rsv_state_record(const config_t *cfg, const char *resid, json_object *state, const char *mailbox);
+void rsv_state_record(const config_t *cfg, const char *resid, json_object *state,
+                      const char *mailbox);
 const char *rsv_str(json_object *o, const char *key);
 
 /* calendar.c */
 int rsv_code_exchange(int rc);
-int rsv_find(rsv_t *rs, const char *mailbox, const char *known_id, const char *resid, exchange_event_t **ev, char **errstr, long *retry);
-int rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state, json_object *rooms, char **event_id, char **errstr, long *retry);
+int rsv_find(rsv_t *rs, const char *mailbox, const char *known_id, const char *resid,
+             exchange_event_t **ev, char **errstr, long *retry);
+int rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state,
+             json_object *rooms, char **event_id, char **errstr, long *retry);
 json_object *rsv_room_result(const char *room, const char *mailbox, const char *action);
 
 /* rooms.c */

@@ -203,8 +203,10 @@ int inotify_ensure(queue_t *q);
 /* wal.c */
 void enqueue_end(enqueue_t *e, int rc);
 int entry_add(buf_t *b, int dir, const char *name, const char *data, size_t dlen);
-int entry_next(const char *body, size_t len, size_t *off, int *dir, char *name, const char **data, size_t *dlen);
+int entry_next(const char *body, size_t len, size_t *off, int *dir, char *name,
+               const char **data, size_t *dlen);
 int job_anywhere(const queue_t *q, const char *id);
-int journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text, enqueue_t *e);
+int journal_store(queue_t *q, const job_t *job, const char *idem_name, const char *idem_text,
+                  enqueue_t *e);
 
 #endif
