@@ -623,6 +623,10 @@ serve_reap(serve_child_t *kids, int n)
                 log_warn("%s %d (pid %ld) killed by signal %d; starting another",
                          kids[i].role == ROLE_HTTP ? "worker" : "runner", kids[i].index,
                          (long)pid, WTERMSIG(status));
+            else if (WEXITSTATUS(status) == 0)   /* stopped for a reload (SIGHUP) */
+                log_info("%s %d (pid %ld) stopped; starting another",
+                         kids[i].role == ROLE_HTTP ? "worker" : "runner", kids[i].index,
+                         (long)pid);
             else
                 log_warn("%s %d (pid %ld) exited with %d; starting another",
                          kids[i].role == ROLE_HTTP ? "worker" : "runner", kids[i].index,

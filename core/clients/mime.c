@@ -24,8 +24,6 @@
 #define EWORD_MAX 75
 /* RFC 5322: header lines SHOULD stay within 78 characters. */
 #define HEADER_LINE_SOFT 78
-/* RFC 5321: a path is at most 256 octets including the angle brackets. */
-#define ADDRESS_MAX 254
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

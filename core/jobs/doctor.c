@@ -162,7 +162,6 @@ doctor_persons(doctor_list_t *l, topdesk_t *td)
     else
         doctor_add(l, DOCTOR_OK, "topdesk.persons", "all %zu persons have an e-mail address", total);
     free(err);
-    err = NULL;
     buf_free(&names);
 }
 
