@@ -127,6 +127,11 @@ is_required(const ctx_t *c, const field_t *f)
         return c->p->cfg.reservations.exchange == EXCHANGE_GRAPH;
     if (f->flags & FL_REQ_EWS)
         return c->p->cfg.reservations.exchange == EXCHANGE_EWS;
+    if (f->flags & FL_REQ_BOTH)
+        return c->p->cfg.reservations.direction == DIRECTION_BOTH;
+    if (f->flags & FL_REQ_NOTIFY)
+        return c->p->cfg.reservations.direction == DIRECTION_BOTH &&
+               c->p->cfg.reservations.outlook.notifications;
     return 0;
 }
 
@@ -658,6 +663,11 @@ config_load_buffer(const char *name, const char *data, size_t len,
     config_defaults(&c, root_fields);
     walk_section(&c, root_fields, root && root->type == NODE_MAPPING ? root : NULL,
                  line, NULL);
+    if (!c.err && c.p->cfg.reservations.direction == DIRECTION_BOTH &&
+        c.p->cfg.reservations.exchange != EXCHANGE_GRAPH)
+        ctx_fail(&c, line, "reservations.direction",
+                 "both needs reservations.exchange: graph (Outlook bookings from EWS are not "
+                 "supported yet)");
     if (c.err)
         goto out;
     *out = &c.p->cfg;

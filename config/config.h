@@ -30,6 +30,8 @@ typedef struct {
 typedef enum { STARTTLS_AUTO, STARTTLS_REQUIRED, STARTTLS_OFF } config_starttls_t;
 typedef enum { REPEAT_DAILY, REPEAT_ONLY_NEW } config_repeat_t;
 typedef enum { EXCHANGE_GRAPH, EXCHANGE_EWS, EXCHANGE_NONE } config_exchange_t;
+typedef enum { DIRECTION_TO_EXCHANGE, DIRECTION_BOTH } config_direction_t;
+typedef enum { REFUSED_REPORT, REFUSED_DECLINE } config_refused_t;
 typedef enum { EWS_AUTH_NTLM, EWS_AUTH_BASIC } config_ews_auth_t;
 typedef enum { LANGUAGE_EN, LANGUAGE_NL } config_language_t;
 typedef enum { CSV_SEPARATOR_AUTO, CSV_SEPARATOR_COMMA, CSV_SEPARATOR_SEMICOLON } config_csv_separator_t;
@@ -78,6 +80,16 @@ typedef struct {
 
     struct {
         config_exchange_t exchange;
+        config_direction_t direction;   /* to_exchange; both: Outlook bookings too */
+        struct {
+            int notifications;         /* 1: subscriptions; 0: the timed resync alone */
+            char *callback_url;        /* how Graph/Exchange reach tdhook, no trailing slash */
+            long resync_ms;            /* 15 min, at least 10 s */
+            int window_days;           /* 180 */
+            char *fallback_requester;  /* TOPdesk person (e-mail or id) */
+            char *cancellation_reason; /* name or id */
+            config_refused_t when_refused;
+        } outlook;
         char *room_field;          /* room_mapping.topdesk_field, optionalFields1.text1 */
         config_map_t room_static;  /* room_mapping.static */
         char *match_key;           /* externalLink */

@@ -64,6 +64,8 @@ typedef enum {
 #define FL_TZ 0x40u         /* an IANA time zone name the system knows */
 #define FL_ADDRESS 0x80u    /* F_LIST: each item a mail address */
 #define FL_MAILBOX 0x100u   /* a mail address, maybe with a name: Name <addr> */
+#define FL_REQ_BOTH 0x200u  /* required when reservations.direction is both */
+#define FL_REQ_NOTIFY 0x400u /* required with direction both and outlook.notifications */
 
 /* Secrets that may come from a file; the path is kept for config_print. */
 enum {

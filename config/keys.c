@@ -26,6 +26,10 @@ static const enum_val_t language_vals[] = {
 static const enum_val_t csv_separator_vals[] = {
     {"auto", CSV_SEPARATOR_AUTO}, {",", CSV_SEPARATOR_COMMA}, {";", CSV_SEPARATOR_SEMICOLON},
     {NULL, 0}};
+static const enum_val_t direction_vals[] = {
+    {"to_exchange", DIRECTION_TO_EXCHANGE}, {"both", DIRECTION_BOTH}, {NULL, 0}};
+static const enum_val_t refused_vals[] = {
+    {"report", REFUSED_REPORT}, {"decline", REFUSED_DECLINE}, {NULL, 0}};
 static const enum_val_t ews_auth_vals[] = {
     {"ntlm", EWS_AUTH_NTLM}, {"basic", EWS_AUTH_BASIC}, {NULL, 0}};
 
@@ -76,8 +80,22 @@ static const field_t notify_fields[] = {
     ADDRESSES("to", reservations.notify_to),
     END};
 
+/* notifications comes before the keys it decides on. */
+static const field_t outlook_fields[] = {
+    BOOL("notifications", reservations.outlook.notifications, "true"),
+    STR("callback_url", reservations.outlook.callback_url, FL_REQ_NOTIFY | FL_HTTP | FL_STRIP,
+        NULL),
+    DURATION("resync", reservations.outlook.resync_ms, 10000, "15m"),
+    INT("window_days", reservations.outlook.window_days, 1, 1080, "180"),
+    STR("fallback_requester", reservations.outlook.fallback_requester, FL_REQ_BOTH, NULL),
+    STR("cancellation_reason", reservations.outlook.cancellation_reason, FL_REQ_BOTH, NULL),
+    ENUM("when_refused", reservations.outlook.when_refused, refused_vals, "report"),
+    END};
+
 static const field_t reservations_fields[] = {
     ENUM("exchange", reservations.exchange, exchange_vals, "graph"),
+    ENUM("direction", reservations.direction, direction_vals, "to_exchange"),
+    SECTION("outlook", outlook_fields),
     SECTION("room_mapping", room_mapping_fields),
     STR("match_key", reservations.match_key, 0, "externalLink"),
     STR("subject", reservations.subject, 0, "{description} ({number})"),

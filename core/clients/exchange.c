@@ -108,6 +108,90 @@ exchange_check(exchange_t *ex, const char *mailbox, char **errstr)
     return ex->ops->check(ex->impl, mailbox, errstr);
 }
 
+/* A backend without the Outlook direction says so. */
+static int
+exchange_missing(const exchange_t *ex, const char *what, char **errstr)
+{
+    *errstr = xasprintf("%s: %s is not supported by this backend yet", ex->ops->name, what);
+    return EXCHANGE_EFAIL;
+}
+
+int
+exchange_feed(exchange_t *ex, const char *mailbox, const char *state, time_t start, time_t end,
+              exchange_event_t **events, size_t *n, char **new_state, char **errstr,
+              long *retry_after_ms)
+{
+    *events = NULL;
+    *n = 0;
+    *new_state = NULL;
+    *retry_after_ms = -1;
+    if (!ex->ops->feed)
+        return exchange_missing(ex, "reading a change feed", errstr);
+    return ex->ops->feed(ex->impl, mailbox, state && *state ? state : NULL, start, end, events, n,
+                         new_state, errstr, retry_after_ms);
+}
+
+int
+exchange_decline(exchange_t *ex, const char *mailbox, const char *id, const char *comment,
+                 char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    if (!ex->ops->decline)
+        return exchange_missing(ex, "declining a meeting", errstr);
+    return ex->ops->decline(ex->impl, mailbox, id, comment, errstr, retry_after_ms);
+}
+
+int
+exchange_tag(exchange_t *ex, const char *mailbox, const char *id, const char *reservation_id,
+             char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    if (!ex->ops->tag)
+        return exchange_missing(ex, "tagging a meeting", errstr);
+    return ex->ops->tag(ex->impl, mailbox, id, reservation_id, errstr, retry_after_ms);
+}
+
+int
+exchange_subscribe(exchange_t *ex, const char *mailbox, const char *url, const char *lifecycle_url,
+                   const char *client_state, long minutes, exchange_sub_t *out, char **errstr,
+                   long *retry_after_ms)
+{
+    memset(out, 0, sizeof *out);
+    *retry_after_ms = -1;
+    if (!ex->ops->subscribe)
+        return exchange_missing(ex, "subscribing to a calendar", errstr);
+    return ex->ops->subscribe(ex->impl, mailbox, url, lifecycle_url, client_state, minutes, out,
+                              errstr, retry_after_ms);
+}
+
+int
+exchange_renew(exchange_t *ex, const char *id, long minutes, time_t *expires, char **errstr,
+               long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    if (!ex->ops->renew)
+        return exchange_missing(ex, "renewing a subscription", errstr);
+    return ex->ops->renew(ex->impl, id, minutes, expires, errstr, retry_after_ms);
+}
+
+int
+exchange_reauthorize(exchange_t *ex, const char *id, char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    if (!ex->ops->reauthorize)
+        return exchange_missing(ex, "reauthorizing a subscription", errstr);
+    return ex->ops->reauthorize(ex->impl, id, errstr, retry_after_ms);
+}
+
+int
+exchange_unsubscribe(exchange_t *ex, const char *id, char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    if (!ex->ops->unsubscribe)
+        return exchange_missing(ex, "removing a subscription", errstr);
+    return ex->ops->unsubscribe(ex->impl, id, errstr, retry_after_ms);
+}
+
 void
 exchange_event_free(exchange_event_t *ev)
 {
@@ -127,6 +211,9 @@ exchange_events_free(exchange_event_t *events, size_t n)
         free(events[i].reservation_id);
         free(events[i].subject);
         free(events[i].body);
+        free(events[i].ical_uid);
+        free(events[i].organizer);
+        free(events[i].organizer_name);
     }
     free(events);
 }

@@ -22,6 +22,7 @@
 #define EXCHANGE_EFAIL 2     /* permanent: access denied, bad request, unknown mailbox */
 #define EXCHANGE_ENOTFOUND 3 /* no such appointment */
 #define EXCHANGE_EAUTH 4     /* the app's credentials are refused */
+#define EXCHANGE_EGONE 5     /* a change feed's state is no longer valid: start afresh */
 
 #define EXCHANGE_PROPERTY_NAME "TopdeskReservationId"
 
@@ -36,7 +37,22 @@ typedef struct {
     char *body;            /* text, may be NULL */
     time_t start, end;
     int cancelled;
+    /* read from change feeds (exchange_feed), for bookings made in Outlook */
+    int removed;           /* gone from the calendar or the window: only id is set */
+    char *ical_uid;        /* the meeting's id in every attendee's copy */
+    char *organizer;       /* the organizer's address, NULL when unknown */
+    char *organizer_name;
+    int is_organizer;      /* the room itself organizes: not a person's booking */
+    int declined;          /* the room's own answer is "declined" */
+    int recurring;         /* an occurrence, exception or series master */
+    time_t modified;       /* last change, -1 when unknown */
 } exchange_event_t;
+
+/* A notification subscription on one room calendar. */
+typedef struct {
+    char *id;
+    time_t expires;
+} exchange_sub_t;
 
 /* What tdhook wants in a room calendar for one reserved room. */
 typedef struct {
@@ -85,6 +101,33 @@ int exchange_delete(exchange_t *ex, const char *mailbox, const exchange_event_t 
 /* For doctor: the login works and mailbox's calendar can be read. */
 int exchange_check(exchange_t *ex, const char *mailbox, char **errstr);
 
+/* --- bookings made in Outlook (reservations.direction: both) ------------- */
+
+/* The room's change feed: what changed in mailbox's calendar since *state
+ * (NULL or "": everything in [start, end), the window a fresh feed covers).
+ * On EXCHANGE_OK, *events (removed ones flagged) and *new_state (allocated)
+ * are set; EXCHANGE_EGONE: state has expired, call again with NULL. */
+int exchange_feed(exchange_t *ex, const char *mailbox, const char *state, time_t start,
+                  time_t end, exchange_event_t **events, size_t *n, char **new_state,
+                  char **errstr, long *retry_after_ms);
+/* Declines the room's copy of a meeting with comment, answering the organizer. */
+int exchange_decline(exchange_t *ex, const char *mailbox, const char *id, const char *comment,
+                     char **errstr, long *retry_after_ms);
+/* Tags the room's copy of a meeting with the reservation id (the property). */
+int exchange_tag(exchange_t *ex, const char *mailbox, const char *id, const char *reservation_id,
+                 char **errstr, long *retry_after_ms);
+/* A subscription on mailbox's calendar that posts to url and lifecycle_url
+ * with client_state; out->id allocated.  minutes: the lifetime asked for. */
+int exchange_subscribe(exchange_t *ex, const char *mailbox, const char *url,
+                       const char *lifecycle_url, const char *client_state, long minutes,
+                       exchange_sub_t *out, char **errstr, long *retry_after_ms);
+/* Extends it to now + minutes; *expires as the server granted. */
+int exchange_renew(exchange_t *ex, const char *id, long minutes, time_t *expires, char **errstr,
+                   long *retry_after_ms);
+int exchange_reauthorize(exchange_t *ex, const char *id, char **errstr, long *retry_after_ms);
+/* EXCHANGE_OK also when it was gone already. */
+int exchange_unsubscribe(exchange_t *ex, const char *id, char **errstr, long *retry_after_ms);
+
 void exchange_event_free(exchange_event_t *ev);
 void exchange_events_free(exchange_event_t *events, size_t n);
 
@@ -107,6 +150,21 @@ typedef struct {
     int (*del)(void *impl, const char *mailbox, const exchange_event_t *ev, char **errstr,
                long *retry_after_ms);
     int (*check)(void *impl, const char *mailbox, char **errstr);
+    /* the Outlook direction; NULL where a backend has none yet */
+    int (*feed)(void *impl, const char *mailbox, const char *state, time_t start, time_t end,
+                exchange_event_t **events, size_t *n, char **new_state, char **errstr,
+                long *retry_after_ms);
+    int (*decline)(void *impl, const char *mailbox, const char *id, const char *comment,
+                   char **errstr, long *retry_after_ms);
+    int (*tag)(void *impl, const char *mailbox, const char *id, const char *reservation_id,
+               char **errstr, long *retry_after_ms);
+    int (*subscribe)(void *impl, const char *mailbox, const char *url, const char *lifecycle_url,
+                     const char *client_state, long minutes, exchange_sub_t *out, char **errstr,
+                     long *retry_after_ms);
+    int (*renew)(void *impl, const char *id, long minutes, time_t *expires, char **errstr,
+                 long *retry_after_ms);
+    int (*reauthorize)(void *impl, const char *id, char **errstr, long *retry_after_ms);
+    int (*unsubscribe)(void *impl, const char *id, char **errstr, long *retry_after_ms);
 } exchange_ops_t;
 
 extern const exchange_ops_t exchange_graph_ops;   /* core/clients/graph.c */

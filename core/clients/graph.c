@@ -98,9 +98,37 @@ graph_event_time(graph_t *g, json_object *ev, const char *key)
     return exchange_parse_time(dt);
 }
 
+/* The fields a change feed needs besides those of graph_event_parse(). */
+static void
+graph_event_people(json_object *o, exchange_event_t *ev)
+{
+    json_object *v, *org, *addr;
+    const char *s;
+
+    ev->modified = -1;
+    if ((s = graph_json_str(o, "iCalUId")) && *s)
+        ev->ical_uid = xstrdup(s);
+    if ((s = graph_json_str(o, "lastModifiedDateTime")))
+        ev->modified = exchange_parse_time(s);
+    if (json_object_object_get_ex(o, "isOrganizer", &v))
+        ev->is_organizer = json_object_get_boolean(v);
+    if (json_object_object_get_ex(o, "responseStatus", &v) &&
+        (s = graph_json_str(v, "response")))
+        ev->declined = strcmp(s, "declined") == 0;
+    if ((s = graph_json_str(o, "type")))
+        ev->recurring = strcmp(s, "singleInstance") != 0;
+    if (json_object_object_get_ex(o, "organizer", &org) &&
+        json_object_object_get_ex(org, "emailAddress", &addr)) {
+        if ((s = graph_json_str(addr, "address")) && *s)
+            ev->organizer = xstrdup(s);
+        if ((s = graph_json_str(addr, "name")) && *s)
+            ev->organizer_name = xstrdup(s);
+    }
+}
+
 /* Fills ev from a Graph event; -1 (ev left empty) when it has no id or no
  * readable times. */
-static int
+int
 graph_event_parse(graph_t *g, json_object *o, exchange_event_t *ev)
 {
     json_object *v, *props;
@@ -135,6 +163,7 @@ graph_event_parse(graph_t *g, json_object *o, exchange_event_t *ev)
                 ev->reservation_id = xstrdup(val);
         }
     }
+    graph_event_people(o, ev);
     return 0;
 }
 
@@ -167,7 +196,7 @@ graph_expand(graph_t *g)
 }
 
 /* The URL of /users/{mailbox}{rest} (rest already encoded); allocated. */
-static char *
+char *
 graph_url(graph_t *g, const char *mailbox, const char *rest)
 {
     char *m = graph_escape(g, mailbox);
@@ -177,7 +206,7 @@ graph_url(graph_t *g, const char *mailbox, const char *rest)
     return url;
 }
 
-static int
+int
 graph_bad_args(const char *what, char **errstr)
 {
     *errstr = xasprintf("Graph: %s is missing", what);
@@ -232,7 +261,7 @@ graph_close(void *impl)
 /* One request on one event: method on /users/{mailbox}/events/{id}[?query]
  * with body (or NULL).  *shown (may be NULL) gets the path for messages,
  * allocated. */
-static int
+int
 graph_item_call(graph_t *g, const char *method, const char *mailbox, const char *id,
                 const char *query, const char *body, graph_result_t *res, char **shown,
                 char **errstr, long *retry_after_ms)
@@ -606,4 +635,11 @@ const exchange_ops_t exchange_graph_ops = {
     .update = graph_update,
     .del = graph_delete,
     .check = graph_check,
+    .feed = graph_feed,
+    .decline = graph_decline,
+    .tag = graph_tag,
+    .subscribe = graph_subscribe,
+    .renew = graph_renew,
+    .reauthorize = graph_reauthorize,
+    .unsubscribe = graph_unsubscribe,
 };

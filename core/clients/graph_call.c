@@ -124,6 +124,10 @@ graph_perform(graph_t *g, const char *method, const char *url, struct curl_slist
         if (body) {
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        } else if (strcmp(method, "DELETE") != 0) {
+            /* reauthorize: a POST without a body still says Content-Length: 0 */
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
         }
     }
     transport_perform(e, r, PEER_GRAPH);

@@ -2,6 +2,8 @@
  * call ends with, and the helpers one file lends another.
  *
  *   graph.c        the operations of core/clients/exchange.h on room calendars
+ *   graph_feed.c   bookings made in Outlook: the delta feed, decline, tag,
+ *                  change notification subscriptions
  *   graph_call.c   one call with its retries, Graph's errors, JSON helpers
  *   graph_token.c  the client credentials token, cached in memory and in
  *                  state_dir for every process of one tdhook */
@@ -50,6 +52,30 @@ typedef struct {
     char code[64];           /* Graph's error.code, "" when none */
     json_object *json;       /* the parsed body of a 2xx answer, owned; may be NULL */
 } graph_result_t;
+
+/* graph.c */
+int graph_bad_args(const char *what, char **errstr);
+int graph_event_parse(graph_t *g, json_object *o, exchange_event_t *ev);
+int graph_item_call(graph_t *g, const char *method, const char *mailbox, const char *id,
+                    const char *query, const char *body, graph_result_t *res, char **shown,
+                    char **errstr, long *retry_after_ms);
+char *graph_url(graph_t *g, const char *mailbox, const char *rest);
+
+/* graph_feed.c */
+int graph_feed(void *impl, const char *mailbox, const char *state, time_t start, time_t end,
+               exchange_event_t **events, size_t *n, char **new_state, char **errstr,
+               long *retry_after_ms);
+int graph_decline(void *impl, const char *mailbox, const char *id, const char *comment,
+                  char **errstr, long *retry_after_ms);
+int graph_tag(void *impl, const char *mailbox, const char *id, const char *reservation_id,
+              char **errstr, long *retry_after_ms);
+int graph_subscribe(void *impl, const char *mailbox, const char *url, const char *lifecycle_url,
+                    const char *client_state, long minutes, exchange_sub_t *out, char **errstr,
+                    long *retry_after_ms);
+int graph_renew(void *impl, const char *id, long minutes, time_t *expires, char **errstr,
+                long *retry_after_ms);
+int graph_reauthorize(void *impl, const char *id, char **errstr, long *retry_after_ms);
+int graph_unsubscribe(void *impl, const char *id, char **errstr, long *retry_after_ms);
 
 /* graph_call.c */
 int graph_call(graph_t *g, const char *method, const char *url, const char *shown,
