@@ -11,6 +11,8 @@ OpenAPI fragment in /work/shared/specs/graph/graph-calendar-v1.0.json:
   POST                  /v1.0/users/{mbx}/events/{id}/cancel
   GET                   /v1.0/users/{mbx}/calendarView
 
+and, for bookings people make in Outlook (graph_outlook.py): subscriptions
+with change and lifecycle notifications, calendarView/delta, decline;
 plus control endpoints under /__fake/ (faults, token expiry, seeding,
 inspection, stats).  Events live in memory, per lower-cased mailbox.
 Python standard library only.
@@ -42,6 +44,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import faults  # noqa: E402
 import fakebase  # noqa: E402
+import graph_outlook  # noqa: E402
 
 try:
     import zoneinfo
@@ -501,7 +504,8 @@ def parse_expand(text):
 class Query:
     """The OData query options of one request."""
 
-    SYSTEM = {"filter", "expand", "select", "top", "skip", "skiptoken"}
+    SYSTEM = {"filter", "expand", "select", "top", "skip", "skiptoken",
+              "deltatoken"}
 
     def __init__(self, raw):
         self.params = OrderedDict()
@@ -779,7 +783,7 @@ def render_event(ev, view):
     out["importance"] = x.get("importance", "normal")
     out["sensitivity"] = x.get("sensitivity", "normal")
     out["isAllDay"] = x.get("isAllDay", False)
-    out["isCancelled"] = False
+    out["isCancelled"] = bool(x.get("isCancelled", False))
     organizer = x.get("organizer") or {"emailAddress": {
         "name": ev["mailbox"].split("@", 1)[0], "address": ev["mailbox"]}}
     org_addr = str(organizer.get("emailAddress", {}).get("address") or "")
@@ -798,7 +802,8 @@ def render_event(ev, view):
     out["isDraft"] = False
     out["hideAttendees"] = x.get("hideAttendees", False)
     out["responseStatus"] = {"response": "organizer" if out["isOrganizer"]
-                             else "none", "time": MIN_DATE}
+                             else x.get("response", "none"),
+                             "time": MIN_DATE}
     if view.raw_body:
         out["body"] = dict(body)
     elif view.body_type == "text":
@@ -870,7 +875,9 @@ class State:
         self.faults = faults.Rules(args.seed,
                                    fold=lambda p: unquote(p).lower(),
                                    texts=("code", "message"))
+        self.outlook = None
         self.reset()
+        self.outlook = graph_outlook.Outlook(self, args)
 
     def reset(self):
         with self.lock:
@@ -879,6 +886,8 @@ class State:
             self.faults.clear()
             self.cancelled = []
             self.reset_stats_locked()
+            if self.outlook is not None:
+                self.outlook.reset_locked()
 
     def reset_stats_locked(self):
         self.requests = 0
@@ -997,7 +1006,13 @@ class State:
             }
             apply_changes(ev, ch)
             box[ev["id"]] = ev
+            self.touch(mailbox, ev, "created")
             return ev, True
+
+    def touch(self, mailbox, ev, change):
+        """Logs a change for delta and notifications; caller holds lock."""
+        if self.outlook is not None:
+            self.outlook.touch(mailbox, ev, change)
 
     def find(self, mailbox, event_id):
         box = self.boxes.get(mailbox)
@@ -1017,6 +1032,7 @@ class State:
             apply_changes(ev, ch)
             ev["modified"] = utc_now()
             ev["changeKey"] = new_change_key()
+            self.touch(mailbox, ev, "updated")
             return ev
 
     def remove(self, mailbox, event_id, if_match=None, comment=None):
@@ -1024,6 +1040,7 @@ class State:
             ev = self.find(mailbox, event_id)
             check_if_match(ev, if_match)
             del self.boxes[mailbox][event_id]
+            self.touch(mailbox, ev, "deleted")
             if comment is not None:
                 self.cancelled.append({"mailbox": mailbox, "id": event_id,
                                        "subject": ev["subject"],
@@ -1342,6 +1359,8 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
         mailbox = None
         if len(segs) >= 3 and segs[1].lower() == "users" and segs[2]:
             mailbox = segs[2].lower()
+        if len(segs) >= 2 and segs[1].lower() == "subscriptions":
+            return self.subscriptions(method, segs[2:], body)
         prefer = prefer_tokens(self.headers)
         dpath = unquote(path)
         ok = state.begin(dpath, mailbox, prefer)
@@ -1455,6 +1474,14 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             rest, low = rest[1:], low[1:]
         if len(low) == 3 and low[2] == "microsoft.graph.cancel":
             low[2] = "cancel"
+        if low == ["calendarview", "delta"] and method == "GET":
+            return self.delta(mailbox, raw_segs, Query(query), prefer, slow)
+        if len(low) == 3 and low[0] == "events" and low[2] == "decline":
+            if method != "POST":
+                raise GraphError(405, "BadRequest", "Specified HTTP method is "
+                                 "not allowed for the request target.",
+                                 [("Allow", "POST")])
+            return self.decline(mailbox, rest[1], body, slow)
         q = Query(query)
         base = "http://%s%s" % (self.headers.get("Host") or "127.0.0.1:%d"
                                 % self.server.server_address[1],
@@ -1590,6 +1617,281 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
         self.send_graph(202, None, (), slow)
         return "cancelEvent", 202
 
+    # -- Outlook bookings: subscriptions, delta, decline (graph_outlook.py) --
+
+    def subscriptions(self, method, rest, body):
+        state = self.server.state
+        ol = state.outlook
+        state.begin("/v1.0/subscriptions", None, [])
+        status = None
+        try:
+            self.check_auth()
+            sub_id = rest[0] if rest and rest[0] else None
+            action = rest[1].lower() if len(rest) > 1 else None
+            if sub_id is None and method == "POST":
+                sub = ol.create(self.json_body(body), GraphError,
+                                state.known_mailbox)
+                status = 201
+                self.send_graph(201, ol.render_sub(sub))
+                return
+            if sub_id is None and method == "GET":
+                with state.lock:
+                    out = {"value": [ol.render_sub(x)
+                                     for x in ol.subs.values()]}
+                status = 200
+                self.send_graph(200, out)
+                return
+            with state.lock:
+                sub = ol.subs.get(sub_id)
+            if sub is None:
+                raise GraphError(404, "ResourceNotFound",
+                                 "The object was not found.")
+            if action == "reauthorize" and method == "POST":
+                status = 204
+                self.send_graph(204, None)
+            elif action is None and method == "GET":
+                status = 200
+                self.send_graph(200, ol.render_sub(sub))
+            elif action is None and method == "PATCH":
+                obj = self.json_body(body)
+                if not isinstance(obj, dict) or set(obj) - {
+                        "expirationDateTime", "notificationUrl"}:
+                    raise GraphError(400, "InvalidRequest", "Only "
+                                     "expirationDateTime can be changed.")
+                when = ol.check_expiry(obj.get("expirationDateTime"),
+                                       GraphError)
+                with state.lock:
+                    sub["expiration"] = when
+                status = 200
+                self.send_graph(200, ol.render_sub(sub))
+            elif action is None and method == "DELETE":
+                with state.lock:
+                    ol.subs.pop(sub_id, None)
+                status = 204
+                self.send_graph(204, None)
+            else:
+                raise GraphError(405, "BadRequest", "Specified HTTP method "
+                                 "is not allowed for the request target.")
+        except GraphError as e:
+            status = e.status
+            self.send_graph_error(e)
+        finally:
+            state.end(None, status, "subscription-" + method.lower())
+
+    def delta(self, mailbox, raw_segs, q, prefer, slow):
+        state = self.server.state
+        ol = state.outlook
+        base = "http://%s%s/calendarView/delta" % (
+            self.headers.get("Host") or "127.0.0.1",
+            "/".join([""] + raw_segs[:3]))
+        page_size = graph_outlook.DELTA_PAGE
+        pv = prefer_values(prefer)
+        if pv.get("odata.maxpagesize", "").isdigit():
+            page_size = max(1, int(pv["odata.maxpagesize"]))
+        dtok, stok = q.get("deltatoken"), q.get("skiptoken")
+        with state.lock:
+            gen = ol.gen.get(mailbox, 0)
+            if dtok is not None or stok is not None:
+                t = graph_outlook.unb64(dtok if dtok is not None else stok)
+                if not isinstance(t, dict) or t.get("m") != mailbox or \
+                        t.get("g") != gen:
+                    raise GraphError(410, "SyncStateNotFound",
+                                     "The sync state generation is not "
+                                     "found; generation=%s;[highest=%d]"
+                                     % (t.get("g") if isinstance(t, dict)
+                                        else "?", gen),
+                                     [("Location", base + "?$deltatoken=")])
+                window = (graph_outlook.to_dt(t["s"]),
+                          graph_outlook.to_dt(t["e"]))
+                since = t["q"]
+                upto = t.get("u", ol.seq) if stok is not None else ol.seq
+                offset = t.get("o", 0) if stok is not None else 0
+            else:
+                s, e = q.plain.get("startDateTime"), q.plain.get("endDateTime")
+                if not s or not e:
+                    raise GraphError(400, "ErrorInvalidParameter",
+                                     "This request requires a time window "
+                                     "specified by the query string "
+                                     "parameters StartDateTime and "
+                                     "EndDateTime.")
+                window = (parse_query_dt(s, "startDateTime"),
+                          parse_query_dt(e, "endDateTime"))
+                since, upto, offset = 0, ol.seq, 0
+            entries, more = ol.delta_page(mailbox, window, since, upto,
+                                          offset, page_size)
+            view = View()
+            value = []
+            for _, kind, x in entries:
+                if kind == "ev":
+                    value.append(render_event(x, view))
+                else:
+                    value.append(OrderedDict([
+                        ("@odata.type", "#microsoft.graph.event"),
+                        ("id", x), ("@removed", {"reason": "deleted"})]))
+        tok = {"m": mailbox, "g": gen, "s": int(window[0].timestamp()),
+               "e": int(window[1].timestamp()), "q": since}
+        out = OrderedDict([("@odata.context", GRAPH_ORIGIN +
+                            "/$metadata#Collection(event)")])
+        if more:
+            tok.update({"u": upto, "o": offset + len(entries)})
+            out["@odata.nextLink"] = base + "?$skiptoken=" + \
+                graph_outlook.b64(tok)
+        else:
+            tok["q"] = upto
+            out["@odata.deltaLink"] = base + "?$deltatoken=" + \
+                graph_outlook.b64(tok)
+        out["value"] = value
+        self.send_graph(200, out, (), slow)
+        return "delta", 200
+
+    def decline(self, mailbox, event_id, body, slow):
+        state = self.server.state
+        obj = self.json_body(body, allow_empty=True)
+        if not isinstance(obj, dict) or set(obj) - {"comment",
+                                                    "sendResponse",
+                                                    "proposedNewTime"}:
+            raise GraphError(400, "RequestBodyRead", "decline takes comment, "
+                             "sendResponse and proposedNewTime.")
+        with state.lock:
+            ev = state.find(mailbox, event_id)
+            ev["extra"]["response"] = "declined"
+            ev["modified"] = utc_now()
+            ev["changeKey"] = new_change_key()
+            state.outlook.declined.append({
+                "mailbox": mailbox, "id": event_id, "iCalUId": ev["iCalUId"],
+                "comment": obj.get("comment", ""),
+                "sendResponse": obj.get("sendResponse", True)})
+            state.touch(mailbox, ev, "updated")
+        self.send_graph(202, None, (), slow)
+        return "declineEvent", 202
+
+    def outlook_control(self, method, path, obj):
+        """/__fake/outlook/...: what people do in Outlook, and faults."""
+        state = self.server.state
+        ol = state.outlook
+        what = path[len("/__fake/outlook/"):]
+        if what == "state" and method == "GET":
+            with state.lock:
+                out = {"subscriptions": [
+                    {"id": x["id"], "mailbox": x["mailbox"],
+                     "clientState": x["clientState"],
+                     "expiration": graph_outlook.stamp(x["expiration"]),
+                     "notificationUrl": x["notificationUrl"],
+                     "lifecycleNotificationUrl":
+                         x["lifecycleNotificationUrl"]}
+                    for x in ol.subs.values()],
+                    "declined": list(ol.declined),
+                    "held": len(ol.held), "queued": ol.outbox.qsize(),
+                    "validations": ol.validations,
+                    "deliveries": [{"status": st, "ms": round(ms, 2)}
+                                   for st, ms in ol.delivered]}
+            self.send_json(200, out)
+            return
+        if method != "POST" or not isinstance(obj, dict):
+            raise ValueError("POST a JSON object")
+        if what == "notify":
+            with state.lock:
+                ol.modes = {k: obj[k] for k in ("drop", "duplicate",
+                                                 "delay_ms", "reorder",
+                                                 "hold") if k in obj}
+            self.send_json(200, {"ok": True})
+        elif what == "flush":
+            self.send_json(200, {"delivered": ol.flush()})
+        elif what == "lifecycle":
+            st = ol.lifecycle(obj.get("subscriptionId"), obj.get("event"))
+            if st is None:
+                self.send_json(404, {"error": "no such subscription"})
+            else:
+                self.send_json(200, {"status": st})
+        elif what == "expire-delta":
+            mbx = str(obj.get("mailbox", "")).lower()
+            with state.lock:
+                ol.gen[mbx] = ol.gen.get(mbx, 0) + 1
+            self.send_json(200, {"ok": True})
+        elif what == "book":
+            self.send_json(201, self.outlook_book(obj))
+        elif what in ("change", "cancel"):
+            self.send_json(200, self.outlook_change(what, obj))
+        else:
+            self.send_json(404, {"error": "no such control endpoint"})
+
+    def outlook_copy(self, room, ical):
+        state = self.server.state
+        for ev in state.boxes.get(room, {}).values():
+            if ev["iCalUId"] == ical:
+                return ev
+        raise ValueError("no copy of %s in %s" % (ical, room))
+
+    def outlook_book(self, obj):
+        """A person books a room: the room's copy, then its processing."""
+        state = self.server.state
+        room = str(obj.get("room", "")).lower()
+        org = obj.get("organizer") or {}
+        if not state.known_mailbox(room) or not isinstance(org, dict) or \
+                "address" not in org:
+            raise ValueError("expected {room, organizer:{name,address}, "
+                             "subject, start, end}")
+        ch = validate_event({
+            "subject": obj.get("subject", ""),
+            "start": {"dateTime": obj["start"], "timeZone": "UTC"},
+            "end": {"dateTime": obj["end"], "timeZone": "UTC"},
+            "organizer": {"emailAddress": org},
+            "attendees": [{"type": "resource", "emailAddress": {
+                "address": room, "name": room.split("@")[0]}}],
+            "location": {"displayName": room.split("@")[0],
+                         "locationEmailAddress": room}}, True)
+        try:
+            ev, _ = state.create(room, ch)
+        except GraphError as e:
+            raise ValueError(e.message)
+        with state.lock:
+            if obj.get("ical"):
+                ev["iCalUId"] = obj["ical"]
+            ev["extra"]["response"] = "tentativelyAccepted"
+            ical = ev["iCalUId"]
+        rewrite = obj.get("rewrite", True)
+
+        def process():
+            time.sleep(self.server.state.outlook.processing)
+            with state.lock:
+                box = state.boxes.get(room, {})
+                cur = box.get(ev["id"])
+                if cur is None:
+                    return
+                cur["extra"]["response"] = "accepted"
+                if rewrite:
+                    cur["subject"] = org.get("name") or org["address"]
+                cur["modified"] = utc_now()
+                cur["changeKey"] = new_change_key()
+                state.touch(room, cur, "updated")
+        threading.Thread(target=process, daemon=True).start()
+        return {"id": ev["id"], "iCalUId": ical, "room": room}
+
+    def outlook_change(self, what, obj):
+        state = self.server.state
+        room = str(obj.get("room", "")).lower()
+        with state.lock:
+            ev = self.outlook_copy(room, obj.get("ical"))
+        if what == "cancel" and obj.get("delete"):
+            state.remove(room, ev["id"])
+            return {"deleted": ev["id"]}
+        if what == "cancel":
+            with state.lock:
+                ev["extra"]["isCancelled"] = True
+                ev["subject"] = "Canceled: " + ev["subject"]
+                ev["modified"] = utc_now()
+                ev["changeKey"] = new_change_key()
+                state.touch(room, ev, "updated")
+            return {"cancelled": ev["id"]}
+        ch = {}
+        for k in ("start", "end"):
+            if k in obj:
+                ch[k] = parse_dtz({"dateTime": obj[k], "timeZone": "UTC"}, k)
+        if "subject" in obj:
+            ch["subject"] = obj["subject"]
+        state.update(room, ev["id"], ch, None)
+        return {"changed": ev["id"]}
+
     @staticmethod
     def skiptoken(q):
         tok = q.get("skiptoken")
@@ -1666,6 +1968,8 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
                     self.send_json(404, {"error": "no such event"})
                     return
                 self.send_all(204, b"")
+            elif path.startswith("/__fake/outlook/"):
+                self.outlook_control(method, path, obj)
             elif path == "/__fake/cancelled" and method == "GET":
                 with state.lock:
                     self.send_json(200, {"cancelled": list(state.cancelled)})
@@ -1709,6 +2013,12 @@ def main(argv=None):
     p.add_argument("--mailbox-concurrency", type=int, default=4,
                    help="requests in flight per mailbox before 429 "
                         "(0: no limit)")
+    p.add_argument("--max-sub-minutes", type=int,
+                   default=graph_outlook.MAX_SUB_MINUTES,
+                   help="the longest subscription life Graph grants")
+    p.add_argument("--room-processing-ms", type=int, default=300,
+                   help="how long a room takes to accept a booking and "
+                        "rewrite its subject")
     p.add_argument("--seed", type=int, default=42,
                    help="seed of the fault 'ratio' dice")
     p.add_argument("--verbose", action="store_true")

@@ -504,6 +504,7 @@ class State:
         self.max_page = args.max_page
         self.verbose = args.verbose
         self.faults = faults.Rules(args.seed)
+        self.conflicts = "refuse"    # or "conflicting": see ep_create_reservation
         self.reset_stats()
 
     def set_dataset(self, ds):
@@ -543,6 +544,7 @@ class State:
             self.max_in_flight = 0
             self.by_method = {}
             self.patches = []
+            self.writes = []
 
     def begin(self, path, method="GET"):
         with self.lock:
@@ -573,7 +575,19 @@ class State:
                 "dropped": self.dropped,
                 "by_method": dict(self.by_method),
                 "patches": [dict(p) for p in self.patches],
+                "writes": [dict(p) for p in self.writes],
             }
+
+    def record_write(self, method, path, body, status):
+        """Keeps the last 1000 writes (POST, PATCH, ...) for /__fake/stats."""
+        try:
+            obj = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, ValueError):
+            obj = body.decode("utf-8", "replace")
+        with self.lock:
+            self.writes.append({"method": method, "path": unquote(path),
+                                "body": obj, "status": status})
+            del self.writes[:-1000]
 
     def record_patch(self, path, body, status):
         """Keeps the last 1000 PATCH requests for GET /__fake/stats."""
@@ -2383,6 +2397,231 @@ def ep_reservation(state, org, req):
         ("Last-Modified", http_date(r["modificationDate"]))]
 
 
+# -- reservation writes (reservations-2.0.0.json): create, reschedule, move
+# a room, cancel.  A room already held over the same time is refused with
+# 400, or, with POST /__fake/conflicts {"mode":"conflicting"}, booked as
+# conflictingPlanned.
+
+ACTIVE_STATUSES = ("planned", "conflictingPlanned", "request",
+                   "conflictingRequest")
+
+
+def write_body(req, required=True):
+    try:
+        body = json.loads(req.body.decode("utf-8")) if req.body else None
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON",
+                       ["body"]) from None
+    if body is None and not required:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object",
+                       ["body"])
+    return body
+
+
+def write_date(body, key):
+    v = body.get(key)
+    if not isinstance(v, str):
+        raise ApiError(400, "required_field", "%s is required" % key, [key])
+    try:
+        return truncate_minute(parse_date(v, zone_required=True))
+    except ValueError as e:
+        raise ApiError(400, "invalid_value", "%s: %s" % (key, e),
+                       [key]) from None
+
+
+def lookup_id(v, what):
+    if not isinstance(v, dict) or not isinstance(v.get("id"), str):
+        raise ApiError(400, "invalid_value", "%s must be {\"id\"}" % what,
+                       [what])
+    return v["id"]
+
+
+def room_clash(org, lid, start, end, skip=None):
+    """The active reservation holding room lid over [start, end)."""
+    for r in org.reservations:
+        if r is skip or r["status"] not in ACTIVE_STATUSES or r["archived"]:
+            continue
+        if lid in r["rooms"] and r["plannedStartDate"] < end and \
+                r["plannedEndDate"] > start:
+            return r
+    return None
+
+
+def clash_error(org, r, lid):
+    loc = org.loc_index.get(lid) or {"name": lid}
+    return ApiError(400, "facility_not_available",
+                    "%s is not available in the requested period (reserved "
+                    "in %s)" % (loc["name"], r["number"]),
+                    ["reservedFacilities"])
+
+
+def ep_create_reservation(state, org, req):
+    req.q.check_known({"allowPassedLeadTimes",
+                       "allowServicesOutsideServiceWindow",
+                       "rescheduleVisitors"})
+    body = write_body(req)
+    known = {"briefDescription", "notes", "status", "requester",
+             "operatorGroup", "operator", "processingStatus",
+             "numberOfPersons", "participants", "plannedStartDate",
+             "plannedEndDate", "reservedFacilities", "externalLink",
+             "optionalFields1", "optionalFields2", "reservedForOther",
+             "event"}
+    for k in body:
+        if k not in known:
+            raise ApiError(400, "unknown_field", "unknown field " + k, [k])
+    start = write_date(body, "plannedStartDate")
+    end = write_date(body, "plannedEndDate")
+    if end <= start:
+        raise ApiError(400, "invalid_value", "plannedEndDate must be after "
+                       "plannedStartDate", ["plannedEndDate"])
+    requester = lookup_id(body.get("requester"), "requester")
+    if requester not in org.person_index:
+        raise ApiError(400, "not_found", "requester must be an existing "
+                       "person", ["requester"])
+    facs = body.get("reservedFacilities")
+    if not isinstance(facs, list) or not facs:
+        raise ApiError(400, "required_field", "reservedFacilities needs at "
+                       "least one facility", ["reservedFacilities"])
+    rooms = []
+    for f in facs:
+        lid = lookup_id((f or {}).get("location"),
+                        "reservedFacilities.location")
+        loc = org.loc_index.get(lid)
+        if loc is None or not loc["reservable"] or loc["archived"]:
+            raise ApiError(400, "not_found", "location %s is not a "
+                           "reservable room" % lid, ["reservedFacilities"])
+        rooms.append(lid)
+    status = body.get("status", "planned")
+    if status not in ("planned", "request"):
+        raise ApiError(400, "invalid_value", "status must be planned or "
+                       "request", ["status"])
+    desc = body.get("briefDescription", "")
+    if not isinstance(desc, str) or len(desc) > 100:
+        raise ApiError(400, "invalid_value", "briefDescription must be at "
+                       "most 100 characters", ["briefDescription"])
+    for lid in rooms:
+        other = room_clash(org, lid, start, end)
+        if other is not None:
+            if state.conflicts != "conflicting":
+                raise clash_error(org, other, lid)
+            status = "conflicting" + status[0].upper() + status[1:]
+    links = []
+    link = body.get("externalLink")
+    if link is not None:
+        if not isinstance(link, dict) or not isinstance(link.get("id"), str) \
+                or not isinstance(link.get("type"), str) or \
+                not re.fullmatch(r"-?[0-9]+", link["type"]) or \
+                int(link["type"]) == 0 or not link["id"] or \
+                len(link["id"]) > 450:
+            raise ApiError(400, "invalid_value", "externalLink needs id (1 to "
+                           "450 characters) and a non-zero integer type",
+                           ["externalLink"])
+        links.append({"id": link["id"], "type": link["type"],
+                      "date": fmt_date(utcnow())})
+    now = utcnow()
+    x = {"status": status, "briefDescription": desc,
+         "plannedStartDate": fmt_date(start), "plannedEndDate": fmt_date(end),
+         "rooms": rooms, "requester": {"id": requester},
+         "externalLinks": links}
+    for k in ("notes", "numberOfPersons"):
+        if k in body:
+            x[k] = body[k]
+    try:
+        r = org.add_reservation(x, now)
+    except DataError as e:
+        raise ApiError(400, "invalid_value", str(e), []) from None
+    dto = org.render_reservation(r)
+    return 201, MT_JSON, dto, [
+        ("Location", "%s/tas/api/reservations/%s" % (req.base_url, r["id"])),
+        ("Last-Modified", http_date(r["modificationDate"]))]
+
+
+def writable_reservation(org, key, what, allowed=ACTIVE_STATUSES):
+    r = org.find_reservation(key)
+    if r is None:
+        raise ApiError(404, "not_found", "Reservation could not be found",
+                       ["identifier"])
+    if r["archived"] or r["status"] not in allowed:
+        raise ApiError(400, "invalid_status", "a %s reservation cannot be %s"
+                       % (r["status"], what), ["status"])
+    return r
+
+
+def ep_reschedule(state, org, req):
+    req.q.check_known({"allowServicesOutsideReservation",
+                       "allowReservationOutsideEvent", "allowPassedLeadTimes",
+                       "allowServicesOutsideServiceWindow",
+                       "rescheduleVisitors"})
+    r = writable_reservation(org, req.arg, "rescheduled",
+                             ("planned", "request"))
+    body = write_body(req)
+    start = write_date(body, "plannedStartDate")
+    end = write_date(body, "plannedEndDate")
+    if end <= start:
+        raise ApiError(400, "invalid_value", "plannedEndDate must be after "
+                       "plannedStartDate", ["plannedEndDate"])
+    for lid in r["rooms"]:
+        other = room_clash(org, lid, start, end, skip=r)
+        if other is not None:
+            raise clash_error(org, other, lid)
+    org.change_reservation(r, {"plannedStartDate": fmt_date(start),
+                               "plannedEndDate": fmt_date(end)}, utcnow())
+    return 200, MT_JSON, org.render_reservation(r), [
+        ("Last-Modified", http_date(r["modificationDate"]))]
+
+
+def ep_move_facility(state, org, req):
+    req.q.check_known({"allowPassedLeadTimes",
+                       "allowServicesOutsideServiceWindow",
+                       "allowServicesNotAvailableForNewFacility"})
+    r = writable_reservation(org, req.arg, "changed",
+                             ("planned", "request", "conflictingPlanned",
+                              "conflictingRequest"))
+    if r["series"]:
+        raise ApiError(400, "invalid_status", "an occurrence of a series "
+                       "cannot move to another facility", ["identifier"])
+    body = write_body(req)
+    src = lookup_id((body.get("from") or {}).get("location"),
+                    "from.location")
+    dst = lookup_id((body.get("to") or {}).get("location"), "to.location")
+    if src not in r["rooms"]:
+        raise ApiError(400, "invalid_value", "the reservation does not hold "
+                       "location " + src, ["from"])
+    loc = org.loc_index.get(dst)
+    if loc is None or not loc["reservable"] or loc["archived"]:
+        raise ApiError(400, "not_found", "location %s is not a reservable "
+                       "room" % dst, ["to"])
+    other = room_clash(org, dst, r["plannedStartDate"], r["plannedEndDate"],
+                       skip=r)
+    if other is not None:
+        raise clash_error(org, other, dst)
+    rooms = [dst if lid == src else lid for lid in r["rooms"]]
+    org.change_reservation(r, {"rooms": rooms}, utcnow())
+    return 200, MT_JSON, org.render_reservation(r), [
+        ("Last-Modified", http_date(r["modificationDate"]))]
+
+
+def ep_cancel(state, org, req):
+    req.q.check_known({"allowPassedLeadTimes"})
+    r = writable_reservation(org, req.arg, "cancelled",
+                             ("planned", "conflictingPlanned"))
+    body = write_body(req, required=False)
+    if not body:
+        raise ApiError(400, "required_field", "no default cancellation "
+                       "reason is configured: give one", ["body"])
+    hits = [x for x in org.reasons if not x["archived"] and
+            (x["id"] == body.get("id") or x["name"] == body.get("name"))]
+    if len(hits) != 1:
+        raise ApiError(400, "invalid_value", "the cancellation reason %s"
+                       % ("is ambiguous" if hits else "does not exist"),
+                       ["id" if "id" in body else "name"])
+    org.change_reservation(r, {"status": "cancelled"}, utcnow())
+    r["cancellationReason"] = hits[0]["name"]
+    return 204, MT_JSON, None, []
+
+
 def ep_reservable_locations(state, org, req):
     q = req.q
     q.check_known({"$fields", "$top", "branchId"})
@@ -2576,7 +2815,15 @@ def org_route(path):
     if p == "/productVersion":
         return [MT_JSON], {"GET": ep_product_version}, None, "errors"
     if p == "/reservations":
-        return [MT_JSON], {"GET": ep_reservations}, None, "errors"
+        return [MT_JSON], {"GET": ep_reservations,
+                           "POST": ep_create_reservation}, None, "errors"
+    for action, ep in (("/reschedule", ep_reschedule),
+                       ("/reservedFacilities/move", ep_move_facility),
+                       ("/cancel", ep_cancel)):
+        if p.startswith("/reservations/") and p.endswith(action) and \
+                p.count("/") == 2 + action.count("/"):
+            return [MT_JSON], {"POST": ep}, \
+                unquote(p[len("/reservations/"):-len(action)]), "errors"
     if p.startswith("/reservations/") and p.count("/") == 2 and \
             len(p) > len("/reservations/"):
         return [MT_JSON], {"GET": ep_reservation, "PATCH": ep_reservation}, \
@@ -2725,6 +2972,14 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             elif path == "/__fake/reservations" or path.startswith(
                     "/__fake/reservations/"):
                 self.control_reservations(state, method, path, obj)
+            elif path == "/__fake/conflicts" and method == "POST":
+                if not isinstance(obj, dict) or obj.get("mode") not in (
+                        "refuse", "conflicting"):
+                    raise ValueError("expected {\"mode\":\"refuse\"|"
+                                     "\"conflicting\"}")
+                with state.lock:
+                    state.conflicts = obj["mode"]
+                self.send_json(200, {"ok": True})
             elif path.startswith("/__fake/locations/") and method == "POST":
                 self.control_location(state, path, obj)
             elif path == "/__fake/field" and method == "POST":
@@ -2858,6 +3113,8 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             state.end(status)
             if method == "PATCH":
                 state.record_patch(path, body, status)
+            if method != "GET":
+                state.record_write(method, path, body, status)
 
     def api_answer(self, state, method, path, query, body=b""):
         """Answers one API request; returns the status sent (None: dropped)."""
@@ -2920,7 +3177,8 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             req = Req(method, Query(query), body, arg, "http://" + host)
             with state.lock:
                 st, ctype, obj, headers = handler(state, state.org, req)
-            self.send_all(st, dump_json(obj), ctype, headers, slow)
+            self.send_all(st, b"" if obj is None else dump_json(obj), ctype,
+                          headers, slow)
             return st
         except ApiError as e:
             if e.shape is None and e.status != 401:
