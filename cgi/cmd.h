@@ -18,4 +18,9 @@ int cmd_reconcile(const config_t *cfg, int argc, char **argv);
 /* tdhook doctor [--no-mail]: exit 0 when nothing FAILs. */
 int cmd_doctor(const config_t *cfg, int argc, char **argv);
 
+/* tdhook subscriptions [list|sync] [--json] */
+int cmd_subscriptions(const config_t *cfg, int argc, char **argv);
+/* tdhook pull [--room MAILBOX] [--full] [--dry-run] */
+int cmd_pull(const config_t *cfg, int argc, char **argv);
+
 #endif

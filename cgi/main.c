@@ -33,6 +33,10 @@ static const char usage_text[] =
     "  stock-check [--dry-run] [--json]\n"
     "  sync-reservation ID|NUMBER [--dry-run]\n"
     "  reconcile [--days N] [--dry-run]\n"
+    "  subscriptions [list|sync] [--json]\n"
+    "                        the room calendars' notification subscriptions\n"
+    "  pull [--room MAILBOX] [--full] [--dry-run]\n"
+    "                        apply bookings made in Outlook to TOPdesk now\n"
     "\n"
     "options:\n"
     "  -c, --config FILE     configuration (default $TDHOOK_CONFIG, else " SYSCONFDIR
@@ -212,6 +216,20 @@ static const cmd_spec_t cmd_specs[] = {
      "  --days N    how many days ahead (default reservations.reconcile_days)\n"
      "  --dry-run   say what would change, change nothing\n",
      {"--dry-run", NULL}, {"--days", NULL}, 0, 0},
+    {"subscriptions", "subscriptions [list|sync] [--json]",
+     "The notification subscription of each mapped room's calendar\n"
+     "(reservations.direction: both).  list: backend, id, expiry and last\n"
+     "notification of each room; sync: create the missing, renew those past\n"
+     "half their life, remove the stale.  `tdhook serve` syncs them itself.\n"
+     "  --json      print JSON instead of a table\n",
+     {"--json", NULL}, {NULL}, 0, 1},
+    {"pull", "pull [--room MAILBOX] [--full] [--dry-run]",
+     "Reads what changed in the room calendars (the bookings people made in\n"
+     "Outlook) and applies it to TOPdesk now, as the timed resync does.\n"
+     "  --room MAILBOX  this room only\n"
+     "  --full      read the rooms' calendars afresh, not only the changes\n"
+     "  --dry-run   say what would change, change nothing\n",
+     {"--full", "--dry-run", NULL}, {"--room", NULL}, 0, 0},
 };
 
 static const cmd_spec_t *
@@ -345,6 +363,10 @@ main(int argc, char **argv)
         rc = cmd_reconcile(cfg, nargs, args);
     } else if (strcmp(args[0], "doctor") == 0) {
         rc = cmd_doctor(cfg, nargs, args);
+    } else if (strcmp(args[0], "subscriptions") == 0) {
+        rc = cmd_subscriptions(cfg, nargs, args);
+    } else if (strcmp(args[0], "pull") == 0) {
+        rc = cmd_pull(cfg, nargs, args);
     } else {
         fprintf(stderr, "tdhook: %s is not available in this version yet\n", args[0]);
         rc = EX_UNAVAILABLE;

@@ -21,6 +21,7 @@
 #include "cgi/app.h"
 #include "cgi/front.h"
 #include "cgi/serve.h"
+#include "core/jobs/outlook.h"
 #include "core/clients/transport.h"
 #include "core/jobs/jobs.h"
 #include "core/jobs/texts.h"
@@ -487,7 +488,7 @@ static void
 serve_runner(const config_t *cfg, int index)
 {
     queue_t *q;
-    time_t last_prune = 0;
+    time_t last_prune = 0, last_outlook = 0;
 
     prctl(PR_SET_NAME, "tdhook-runner", 0, 0, 0);
     serve_child_signals();
@@ -503,6 +504,11 @@ serve_runner(const config_t *cfg, int index)
         if (index == 0 && time(NULL) - last_prune >= SERVE_PRUNE_EVERY_S) {
             queue_prune(q);
             last_prune = time(NULL);
+        }
+        if (index == 0 && outlook_enabled(cfg) &&
+            time(NULL) - last_outlook >= cfg->reservations.outlook.resync_ms / 1000) {
+            outlook_tick(cfg, q);   /* the subscriptions' upkeep and the timed resync */
+            last_outlook = time(NULL);
         }
         if (rc == 1)
             continue;

@@ -10,6 +10,7 @@
 #include "core/clients/transport.h"
 #include "core/jobs/jobs.h"
 #include "core/jobs/mailjob.h"
+#include "core/jobs/outlook.h"
 #include "core/jobs/reservation.h"
 #include "core/jobs/stock.h"
 #include "core/jobs/texts.h"
@@ -20,6 +21,7 @@
 
 /* How long a mail is tried before it becomes a dead letter: 5 days. */
 #define JOBS_MAIL_LIFETIME_MS (5LL * 24 * 3600 * 1000)
+#define JOBS_LATER_LIFETIME_MS (3600LL * 1000)   /* a job that is not due yet, at most */
 
 /* Reads a whole number after prefix in spec; -1 when absent or bad. */
 static long
@@ -127,6 +129,42 @@ jobs_mail(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
     return rc;
 }
 
+static int
+jobs_outlook_pull(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *v;
+    const char *room = NULL;
+    int full = 0;
+
+    if (json_object_object_get_ex(job->payload, "room", &v))
+        room = json_object_get_string(v);
+    if (json_object_object_get_ex(job->payload, "full", &v))
+        full = json_object_get_boolean(v);
+    return outlook_pull(cfg, q, room && *room ? room : NULL, full, 0, &out->result, &out->error,
+                        &out->retry_after_ms);
+}
+
+static int
+jobs_outlook_subs(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    (void)job;
+    return outlook_subs_sync(cfg, q, &out->result, &out->error, &out->retry_after_ms);
+}
+
+static int
+jobs_outlook_lifecycle(const config_t *cfg, queue_t *q, const job_t *job, job_outcome_t *out)
+{
+    json_object *id, *event;
+
+    if (!json_object_object_get_ex(job->payload, "subscription", &id) ||
+        !json_object_object_get_ex(job->payload, "event", &event)) {
+        out->error = xstrdup("the job names no subscription or event");
+        return OUTLOOK_EFAIL;
+    }
+    return outlook_lifecycle(cfg, q, json_object_get_string(id), json_object_get_string(event),
+                             &out->result, &out->error, &out->retry_after_ms);
+}
+
 /* The kinds of job: what runs them, which of their codes is done and which
  * is worth another try (any other gives up: a dead letter). */
 static const struct {
@@ -134,11 +172,15 @@ static const struct {
     jobs_run_fn run;
     int ok;
     int retry;
+    int later;       /* -1: none */
 } jobs_kinds[] = {
-    {"stock-check", jobs_stock_check, STOCK_OK, STOCK_ERETRY},
-    {"reservation", jobs_reservation, RESERVATION_OK, RESERVATION_ERETRY},
-    {"reconcile", jobs_reconcile, RESERVATION_OK, RESERVATION_ERETRY},
-    {"mail", jobs_mail, SMTP_OK, SMTP_ERETRY},
+    {"stock-check", jobs_stock_check, STOCK_OK, STOCK_ERETRY, -1},
+    {"reservation", jobs_reservation, RESERVATION_OK, RESERVATION_ERETRY, -1},
+    {"reconcile", jobs_reconcile, RESERVATION_OK, RESERVATION_ERETRY, -1},
+    {"mail", jobs_mail, SMTP_OK, SMTP_ERETRY, -1},
+    {OUTLOOK_KIND_PULL, jobs_outlook_pull, OUTLOOK_OK, OUTLOOK_ERETRY, OUTLOOK_ELATER},
+    {OUTLOOK_KIND_SUBS, jobs_outlook_subs, OUTLOOK_OK, OUTLOOK_ERETRY, -1},
+    {OUTLOOK_KIND_LIFECYCLE, jobs_outlook_lifecycle, OUTLOOK_OK, OUTLOOK_ERETRY, -1},
 };
 
 /* The row of kind, or -1. */
@@ -166,6 +208,8 @@ jobs_verdict(const char *kind, int code)
         return JOB_RC_FAIL;
     if (code == jobs_kinds[k].ok)
         return JOB_RC_OK;
+    if (code == jobs_kinds[k].later)
+        return JOB_RC_LATER;
     return code == jobs_kinds[k].retry ? JOB_RC_RETRY : JOB_RC_FAIL;
 }
 
@@ -237,6 +281,12 @@ jobs_run_next(const config_t *cfg, queue_t *q, long *wait_ms)
         qrc = queue_done(q, job, out.result);
         metrics_job(kind, OUTCOME_DONE);
         log_info("%s job done", kind);
+        break;
+    case JOB_RC_LATER:
+        /* not a failure: due again when the hint says, for up to an hour */
+        qrc = queue_retry_for(q, job, out.error, out.retry_after_ms, JOBS_LATER_LIFETIME_MS,
+                              &status);
+        log_info("%s job: not yet: %s", kind, out.error ? out.error : "");
         break;
     case JOB_RC_RETRY:
         /* Mail is tried for days, as an MTA would; the rest by attempts. */

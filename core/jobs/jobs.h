@@ -9,6 +9,7 @@
 typedef enum {
     JOB_RC_OK,      /* done; result set */
     JOB_RC_RETRY,   /* failed for now (network, 429, 5xx): try again */
+    JOB_RC_LATER,   /* not failed, not due yet (a room still settling): again at retry_after */
     JOB_RC_FAIL     /* failed for good (4xx that retrying cannot fix) */
 } job_rc_t;
 

@@ -219,16 +219,8 @@ rsv_lock(const config_t *cfg, const char *resid)
 static const char *
 rsv_match_key(const config_t *cfg, json_object *r)
 {
-    if (strcmp(cfg->reservations.match_key, "externalLink") == 0) {
-        json_object *links = rsv_get(r, "externalLinks");
-        for (size_t i = 0; links && json_object_is_type(links, json_type_array) &&
-                           i < json_object_array_length(links); i++) {
-            json_object *l = json_object_array_get_idx(links, i);
-            if (rsv_str(l, "type") && strcmp(rsv_str(l, "type"), RSV_LINK_TYPE) == 0)
-                return rsv_str(l, "id");
-        }
-        return NULL;
-    }
+    if (strcmp(cfg->reservations.match_key, "externalLink") == 0)
+        return rsv_link(r, RSV_LINK_TYPE);
     json_object *v = rsv_path(r, cfg->reservations.match_key);
     return v && json_object_is_type(v, json_type_string) && *json_object_get_string(v)
                ? json_object_get_string(v) : NULL;
@@ -306,6 +298,29 @@ rsv_write_match_key(rsv_t *rs, json_object *r, const char *event_id, json_object
     return RESERVATION_OK;
 }
 
+/* The id of r's external link of type `type`, or NULL; borrowed. */
+const char *
+rsv_link(json_object *r, const char *type)
+{
+    json_object *links = rsv_get(r, "externalLinks");
+
+    for (size_t i = 0; links && json_object_is_type(links, json_type_array) &&
+                       i < json_object_array_length(links); i++) {
+        json_object *l = json_object_array_get_idx(links, i);
+
+        if (rsv_str(l, "type") && strcmp(rsv_str(l, "type"), type) == 0)
+            return rsv_str(l, "id");
+    }
+    return NULL;
+}
+
+/* 1 when r was booked in Outlook (its external link has tdhook's Outlook type). */
+int
+rsv_from_outlook(json_object *r)
+{
+    return r && rsv_link(r, RSV_OUTLOOK_LINK_TYPE) != NULL;
+}
+
 /* --- one reservation ------------------------------------------------------ */
 
 static int
@@ -319,7 +334,7 @@ rsv_active(json_object *r)
     return status && (strcmp(status, "planned") == 0 || strcmp(status, "conflictingPlanned") == 0);
 }
 
-static int
+int
 rsv_get_reservation(rsv_t *rs, const char *key, json_object **r, char **errstr, long *retry)
 {
     char *ekey = topdesk_escape(key), *path = xasprintf("/tas/api/reservations/%s", ekey);
@@ -349,6 +364,8 @@ rsv_sync_one(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *r
     int active = rsv_active(r), rc = RESERVATION_OK, lock;
     char *primary = NULL;
 
+    if (rsv_from_outlook(r))
+        return outlook_from_topdesk(rs, r, out, errstr, retry);
     lock = rsv_lock(rs->cfg, resid);
     state = rsv_state_load(rs->cfg, resid);
     state_rooms = rsv_get(state, "rooms");
@@ -453,7 +470,7 @@ rsv_sync_one(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *r
     return rc;
 }
 
-static int
+int
 rsv_open(rsv_t *rs, const config_t *cfg, queue_t *q, int dry_run, char **errstr)
 {
     memset(rs, 0, sizeof *rs);
@@ -470,7 +487,7 @@ rsv_open(rsv_t *rs, const config_t *cfg, queue_t *q, int dry_run, char **errstr)
     return RESERVATION_OK;
 }
 
-static void
+void
 rsv_close(rsv_t *rs)
 {
     for (size_t i = 0; i < rs->ncache; i++) {
@@ -604,6 +621,8 @@ rsv_sweep_room(rsv_t *rs, const rsv_mapped_t *room, time_t now, time_t until,
 
         if (!evs[j].reservation_id)
             continue;   /* not made by tdhook: never touched */
+        if (evs[j].organizer && !evs[j].is_organizer)
+            continue;   /* a person's meeting, booked in Outlook: only ever declined */
         if (rsv_get_reservation(rs, evs[j].reservation_id, &r, errstr, retry) ==
             RESERVATION_ERETRY) {
             rc = RESERVATION_ERETRY;
@@ -611,7 +630,7 @@ rsv_sweep_room(rsv_t *rs, const rsv_mapped_t *room, time_t now, time_t until,
         }
         free(*errstr);
         *errstr = NULL;
-        holds = rsv_holds(r, room->location_id);
+        holds = rsv_holds(r, room->location_id) || rsv_from_outlook(r);
         json_object_put(r);
         if (holds)
             continue;

@@ -23,6 +23,9 @@
 /* TOPdesk's external link type must be a non-zero integer, unique per
  * integration; this one is tdhook's. */
 #define RSV_LINK_TYPE "8347"
+/* ... and this one marks a reservation booked in Outlook: its id is the
+ * meeting's iCalUId (Graph) or UID (EWS). */
+#define RSV_OUTLOOK_LINK_TYPE "8348"
 #define RSV_TEMPLATE_MAX (64 * 1024)
 #define RSV_MAX_ROOMS 64
 
@@ -49,6 +52,11 @@ typedef struct {
 } rsv_mapped_t;
 
 /* reservation.c */
+int rsv_open(rsv_t *rs, const config_t *cfg, queue_t *q, int dry_run, char **errstr);
+void rsv_close(rsv_t *rs);
+int rsv_get_reservation(rsv_t *rs, const char *key, json_object **r, char **errstr, long *retry);
+const char *rsv_link(json_object *r, const char *type);
+int rsv_from_outlook(json_object *r);
 /* The reservation's number, or "?"; borrowed from r. */
 const char *rsv_number(json_object *r);
 int rsv_code_topdesk(int rc);
@@ -66,6 +74,10 @@ int rsv_find(rsv_t *rs, const char *mailbox, const char *known_id, const char *r
 int rsv_room(rsv_t *rs, json_object *r, json_object *fac, int active, json_object *state,
              json_object *rooms, char **event_id, char **errstr, long *retry);
 json_object *rsv_room_result(const char *room, const char *mailbox, const char *action);
+
+/* outlook_apply.c: a reservation booked in Outlook, changed in TOPdesk */
+int outlook_from_topdesk(rsv_t *rs, json_object *r, json_object *out, char **errstr,
+                         long *retry);
 
 /* rooms.c */
 int rsv_mailbox(rsv_t *rs, json_object *loc, char **mailbox, char **errstr, long *retry);

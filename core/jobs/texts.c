@@ -104,6 +104,29 @@ static const char *const texts_en[T_COUNT] = {
     [T_DEAD_NO_REASON] = "(no reason recorded)",
     [T_DOCTOR_SUBJECT] = "tdhook doctor: test mail",
     [T_DOCTOR_BODY] = "This mail shows that tdhook can send mail from this address.\n",
+    [T_OUTLOOK_REFUSED_SUBJECT] = "Your booking of {room} on {when} is not confirmed",
+    [T_OUTLOOK_REFUSED_BODY] =
+        "You booked {room} in Outlook for \"{subject}\", {when}. The room could not be "
+        "reserved for you: {reason}.\n\n{declined}Please choose another time or room in "
+        "Outlook, or ask the facilities desk for help.",
+    [T_OUTLOOK_REASON_TAKEN] = "the room is already taken at that time",
+    [T_OUTLOOK_REASON_OTHER] = "the reservation system did not accept it ({error})",
+    [T_OUTLOOK_DECLINED_NOTE] = "The room has therefore declined your meeting in Outlook. ",
+    [T_OUTLOOK_TD_CANCELLED_SUBJECT] = "Your booking of {room} on {when} has been cancelled",
+    [T_OUTLOOK_TD_CANCELLED_BODY] =
+        "The facilities desk has cancelled the reservation of your Outlook meeting "
+        "\"{subject}\", {when} (reservation {number}). The room has declined the meeting "
+        "in Outlook, so it is no longer booked for you.\n\nIf you still need a room, please "
+        "book one again or ask the facilities desk.",
+    [T_OUTLOOK_TD_CANCELLED_DECLINE] = "The reservation of this room was cancelled by the "
+                                       "facilities desk.",
+    [T_OUTLOOK_TD_MOVED_SUBJECT] = "Your booking of {room} has been changed",
+    [T_OUTLOOK_TD_MOVED_BODY] =
+        "The facilities desk has changed the reservation of your Outlook meeting "
+        "\"{subject}\" (reservation {number}). The room is now reserved for you {new} in "
+        "{room}; your meeting in Outlook still says {when}.\n\nPlease move your meeting in "
+        "Outlook to match, or ask the facilities desk if this does not suit you.",
+    [T_OUTLOOK_FOOTER] = "\n\nThis message was sent automatically by TOPdesk's room booking.\n",
 };
 
 /* Dutch in the informal "je" form TOPdesk itself uses. */
@@ -206,6 +229,32 @@ static const char *const texts_nl[T_COUNT] = {
     [T_DEAD_NO_REASON] = "(geen reden vastgelegd)",
     [T_DOCTOR_SUBJECT] = "tdhook doctor: testbericht",
     [T_DOCTOR_BODY] = "Dit bericht laat zien dat tdhook mail kan versturen vanaf dit adres.\n",
+    [T_OUTLOOK_REFUSED_SUBJECT] = "Je boeking van {room} op {when} is niet bevestigd",
+    [T_OUTLOOK_REFUSED_BODY] =
+        "Je hebt in Outlook {room} geboekt voor \"{subject}\", {when}. De ruimte kon niet "
+        "voor je worden gereserveerd: {reason}.\n\n{declined}Kies in Outlook een andere tijd "
+        "of ruimte, of vraag de facilitaire dienst om hulp.",
+    [T_OUTLOOK_REASON_TAKEN] = "de ruimte is op dat moment al bezet",
+    [T_OUTLOOK_REASON_OTHER] = "het reserveringssysteem heeft de boeking niet geaccepteerd "
+                               "({error})",
+    [T_OUTLOOK_DECLINED_NOTE] = "De ruimte heeft je vergadering daarom in Outlook afgewezen. ",
+    [T_OUTLOOK_TD_CANCELLED_SUBJECT] = "Je boeking van {room} op {when} is geannuleerd",
+    [T_OUTLOOK_TD_CANCELLED_BODY] =
+        "De facilitaire dienst heeft de reservering van je Outlook-vergadering "
+        "\"{subject}\", {when} geannuleerd (reservering {number}). De ruimte heeft de "
+        "vergadering in Outlook afgewezen en is dus niet meer voor je geboekt.\n\nHeb je "
+        "toch een ruimte nodig, boek dan opnieuw of vraag het de facilitaire dienst.",
+    [T_OUTLOOK_TD_CANCELLED_DECLINE] = "De reservering van deze ruimte is geannuleerd door de "
+                                       "facilitaire dienst.",
+    [T_OUTLOOK_TD_MOVED_SUBJECT] = "Je boeking van {room} is gewijzigd",
+    [T_OUTLOOK_TD_MOVED_BODY] =
+        "De facilitaire dienst heeft de reservering van je Outlook-vergadering "
+        "\"{subject}\" gewijzigd (reservering {number}). De ruimte is nu voor je "
+        "gereserveerd op {new} in {room}; in Outlook staat je vergadering nog op {when}.\n\n"
+        "Verplaats je vergadering in Outlook, of neem contact op met de facilitaire dienst als "
+        "dit je niet uitkomt.",
+    [T_OUTLOOK_FOOTER] = "\n\nDit bericht is automatisch verstuurd door de zaalreservering "
+                         "van TOPdesk.\n",
 };
 
 static const char *const *const text_tables[TEXT_LANGS] = {

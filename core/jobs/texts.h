@@ -84,6 +84,19 @@ typedef enum {
     T_DEAD_NO_REASON,
     T_DOCTOR_SUBJECT,
     T_DOCTOR_BODY,
+    /* to the organizer of a meeting booked in Outlook: {when} {subject}
+     * {room} {reason} {declined} {number} {new} {error} */
+    T_OUTLOOK_REFUSED_SUBJECT,
+    T_OUTLOOK_REFUSED_BODY,
+    T_OUTLOOK_REASON_TAKEN,
+    T_OUTLOOK_REASON_OTHER,
+    T_OUTLOOK_DECLINED_NOTE,
+    T_OUTLOOK_TD_CANCELLED_SUBJECT,
+    T_OUTLOOK_TD_CANCELLED_BODY,
+    T_OUTLOOK_TD_CANCELLED_DECLINE,   /* the decline's comment, shown in Outlook */
+    T_OUTLOOK_TD_MOVED_SUBJECT,
+    T_OUTLOOK_TD_MOVED_BODY,
+    T_OUTLOOK_FOOTER,
     T_COUNT
 } text_id_t;
 

@@ -11,7 +11,9 @@
 static const int metrics_statuses[] = {200, 202, 400, 401, 404, 405, 413, 415, 429, 500, 503};
 #define NSTATUS (sizeof metrics_statuses / sizeof *metrics_statuses + 1) /* + other */
 
-static const char *const metrics_kinds[] = {"stock-check", "reservation", "reconcile", "mail"};
+static const char *const metrics_kinds[] = {"stock-check", "reservation", "reconcile", "mail",
+                                            "outlook-pull", "outlook-subscriptions",
+                                            "outlook-lifecycle"};
 #define NKIND (sizeof metrics_kinds / sizeof *metrics_kinds + 1) /* + other */
 
 static const double metrics_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -33,12 +35,16 @@ typedef struct {
 } metrics_route_slot_t;
 static const char *const peer_names[PEER_COUNT] = {"topdesk", "graph", "ews", "smtp"};
 static const char *const outcome_names[OUTCOME_COUNT] = {"done", "retry", "dead"};
+static const char *const notify_names[NOTIFY_COUNT] = {"queued", "coalesced", "forbidden",
+                                                       "lifecycle", "validation", "failed"};
 
 typedef struct {
     metrics_route_slot_t routes[NROUTE];   /* the last one is "other" when full */
     uint64_t jobs[NKIND][OUTCOME_COUNT];
     uint64_t up_bucket[PEER_COUNT][NBUCKET + 1]; /* last: +Inf */
     uint64_t up_sum_us[PEER_COUNT];
+    uint64_t notify[NOTIFY_COUNT];
+    int64_t sub_expiry;
 } metrics_t;
 
 static metrics_t *metrics;
@@ -130,6 +136,21 @@ metrics_upstream(metrics_peer_t peer, double seconds)
 }
 
 void
+metrics_notification(metrics_notify_t outcome, unsigned n)
+{
+    metrics_setup();
+    if ((unsigned)outcome < NOTIFY_COUNT)
+        metrics_add(&metrics->notify[outcome], n);
+}
+
+void
+metrics_subscription_expiry(long long when)
+{
+    metrics_setup();
+    __atomic_store_n(&metrics->sub_expiry, (int64_t)when, __ATOMIC_RELAXED);
+}
+
+void
 metrics_render(buf_t *out, size_t queue_depth, size_t dead_letters)
 {
     metrics_setup();
@@ -170,6 +191,18 @@ metrics_render(buf_t *out, size_t queue_depth, size_t dead_letters)
                     "# TYPE tdhook_dead_letters gauge\n"
                     "tdhook_dead_letters %zu\n",
                queue_depth, dead_letters);
+
+    buf_puts(out, "# HELP tdhook_notifications_total Change notifications from Exchange, by "
+                  "outcome.\n"
+                  "# TYPE tdhook_notifications_total counter\n");
+    for (size_t i = 0; i < NOTIFY_COUNT; i++)
+        buf_printf(out, "tdhook_notifications_total{outcome=\"%s\"} %llu\n", notify_names[i],
+                   (unsigned long long)metrics_get(&metrics->notify[i]));
+    buf_printf(out, "# HELP tdhook_subscription_oldest_expiry_seconds When the first room "
+                    "calendar subscription lapses unless renewed (Unix time; 0: none).\n"
+                    "# TYPE tdhook_subscription_oldest_expiry_seconds gauge\n"
+                    "tdhook_subscription_oldest_expiry_seconds %lld\n",
+               (long long)__atomic_load_n(&metrics->sub_expiry, __ATOMIC_RELAXED));
 
     buf_puts(out, "# HELP tdhook_upstream_request_duration_seconds Requests to TOPdesk, "
                   "Exchange and SMTP, by peer.\n"
