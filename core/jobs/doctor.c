@@ -9,6 +9,7 @@
 #include "core/util/address.h"
 #include "core/util/buf.h"
 #include "core/jobs/doctor.h"
+#include "core/jobs/doctor_private.h"
 #include "core/jobs/texts.h"
 #include "core/clients/exchange.h"
 #include "core/clients/mime.h"
@@ -19,19 +20,9 @@
 #include "core/clients/topdesk.h"
 #include "core/util/xalloc.h"
 
-#define DOCTOR_MAX 64
 #define DOCTOR_PERSONS_PAGE 1000
 
-typedef struct {
-    doctor_finding_t *f;
-    size_t n;
-} doctor_list_t;
-
-static void
-doctor_add(doctor_list_t *l, doctor_level_t level, const char *check, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
+void
 doctor_add(doctor_list_t *l, doctor_level_t level, const char *check, const char *fmt, ...)
 {
     va_list ap;
@@ -474,6 +465,8 @@ doctor_run(const config_t *cfg, int send_mail, doctor_finding_t **out, size_t *n
     else
         doctor_rooms(&l, cfg, locations);
     json_object_put(locations);
+    if (cfg->reservations.direction == DIRECTION_BOTH)
+        doctor_outlook(&l, cfg);
     doctor_mail(&l, cfg, send_mail);
     *out = l.f;
     *n = l.n;

@@ -614,8 +614,44 @@ def sc_decline():
     check(reservations_of(ical) == [], "no reservation")
 
 
+def sc_doctor():
+    """doctor checks the two-way preparations: the callback's validation
+    round through nginx, live subscriptions, the change feed, the fallback
+    requester and the cancellation reason."""
+    rc, out, err = tdhook("doctor", "--no-mail")
+    lines = {l.split()[1]: l.split()[0] for l in out.splitlines()
+             if len(l.split()) > 1}
+    want = {"outlook.callback": "WARN",     # http:// here; Graph wants https
+            "outlook.subscriptions": "OK", "outlook.read": "OK",
+            "outlook.fallback-requester": "OK",
+            "outlook.cancellation-reason": "OK"}
+    for k, v in want.items():
+        check(lines.get(k) == v, "%s: %s\n%s" % (k, lines.get(k), out))
+    check("answers the validation round" in out, out)
+    # and what it says when they are wrong
+    bad = E["O_CONFIG"] + ".bad"
+    text = open(E["O_CONFIG"]).read()
+    text = text.replace("cancellation_reason: " + REASON,
+                        "cancellation_reason: Bestaat niet")
+    text = text.replace("fallback_requester: jeroen.bakker@contoso.nl",
+                        "fallback_requester: niemand@contoso.nl")
+    text = text.replace("callback_url: '" + BASE, "callback_url: '" + BASE + "/elders")
+    with open(bad, "w") as f:
+        f.write(text)
+    os.chmod(bad, 0o600)
+    p = subprocess.run([E["O_TDHOOK"], "-c", bad, "doctor", "--no-mail"],
+                       capture_output=True, text=True, timeout=60)
+    lines = {l.split()[1]: l for l in p.stdout.splitlines() if len(l.split()) > 1}
+    check(p.returncode != 0, "doctor exits non-zero on FAIL")
+    for k in ("outlook.callback", "outlook.fallback-requester",
+              "outlook.cancellation-reason"):
+        check(lines.get(k, "").startswith("FAIL"), "%s: %s" % (k, lines.get(k)))
+    check("callback_url" in lines["outlook.callback"], lines["outlook.callback"])
+
+
 SCENARIOS = [
-    ("subscribed", sc_subscribed), ("edge", sc_edge), ("create", sc_create),
+    ("subscribed", sc_subscribed), ("doctor", sc_doctor), ("edge", sc_edge),
+    ("create", sc_create),
     ("fallback", sc_fallback), ("move_time", sc_move_time),
     ("move_room", sc_move_room), ("cancel", sc_cancel),
     ("refused", sc_refused), ("td_cancel", sc_td_cancel),
