@@ -28,13 +28,19 @@ en=$(sed -n '1,/<a id="nederlands"><\/a>/p' "$guide" | tr '\n' ' ' | tr -s ' ')
 nl=$(sed -n '/<a id="nederlands"><\/a>/,$p' "$guide" | tr '\n' ' ' | tr -s ' ')
 for want in "## Requirements" "February 2018" "SaaS" "Action Management" \
     "Reservations Management" "Property Management" "Exchange 2013 SP1" "Exchange Online" \
-    "## Part 7: testing" "External persons" "Branch filters" "ApplicationImpersonation"; do
+    "## Part 7: testing" "External persons" "Branch filters" "ApplicationImpersonation" \
+    "## Part 8: bookings made in Outlook" "Calendars.Read" "callback_url" "HTTPS" \
+    "fallback_requester" "cancellation_reason" "Set-CalendarProcessing" "when_refused: decline" \
+    "create, reschedule, move" "subscriptions list"; do
     assert_contains "reservations.md (English) has \"$want\"" "$en" "$want"
 done
 for want in "## Vereisten" "februari 2018" "SaaS" "Actiebeheer" "Reserveringen" \
     "Vastgoedbeheer" "Exchange on-premises 2013 SP1" "Exchange Online" "## Deel 7: testen" \
     "Externe personen" "Vestigingsfilters" "ApplicationImpersonation" \
-    "## Deel 2: Exchange Online" "## Deel 3: Exchange on-premises" "## Deel 4:" "## Deel 5:"; do
+    "## Deel 2: Exchange Online" "## Deel 3: Exchange on-premises" "## Deel 4:" "## Deel 5:" \
+    "## Deel 8: boekingen uit Outlook" "Calendars.Read" "callback-URL" "HTTPS" \
+    "fallback_requester" "annuleringsreden" "Set-CalendarProcessing" "when_refused: decline" \
+    "aan te maken, te verzetten, te verplaatsen en te annuleren" "subscriptions list"; do
     assert_contains "reservations.md (Nederlands) has \"$want\"" "$nl" "$want"
 done
 
