@@ -356,6 +356,7 @@ stop_tdhook() {
 
 # start_nginx [SOCKET]: nginx on a free loopback port, serving
 # deploy/nginx/tdhook.conf with the socket path replaced; sets BASE.
+# NGINX_EXTRA: more directives for the server block (a benchmark's baseline).
 start_nginx() {
     local sock=${1:-$T/tdhook.sock} user_line=
     [ -r "$top_srcdir/deploy/nginx/tdhook.conf" ] || die "no deploy/nginx/tdhook.conf"
@@ -413,6 +414,7 @@ http {
             fastcgi_param PATH_INFO \$fastcgi_path_info;
             fastcgi_pass 127.0.0.1:$FCGI_TCP_PORT;
         }
+        ${NGINX_EXTRA:-}
         include $T/tdhook.conf;
     }
 }

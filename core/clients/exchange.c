@@ -132,6 +132,20 @@ exchange_feed(exchange_t *ex, const char *mailbox, const char *state, time_t sta
 }
 
 int
+exchange_feed_probe(exchange_t *ex, size_t n, char *const *mailbox, char *const *state,
+                    char **new_state, int *idle, char **errstr, long *retry_after_ms)
+{
+    *retry_after_ms = -1;
+    for (size_t i = 0; i < n; i++) {
+        new_state[i] = NULL;
+        idle[i] = 0;
+    }
+    if (!ex->ops->probe || n == 0)
+        return EXCHANGE_OK;
+    return ex->ops->probe(ex->impl, n, mailbox, state, new_state, idle, errstr, retry_after_ms);
+}
+
+int
 exchange_decline(exchange_t *ex, const char *mailbox, const char *id, const char *comment,
                  char **errstr, long *retry_after_ms)
 {

@@ -110,6 +110,13 @@ int exchange_check(exchange_t *ex, const char *mailbox, char **errstr);
 int exchange_feed(exchange_t *ex, const char *mailbox, const char *state, time_t start,
                   time_t end, exchange_event_t **events, size_t *n, char **new_state,
                   char **errstr, long *retry_after_ms);
+/* Many rooms' feeds at once, for a timed resync: for each mailbox[i] with
+ * its state[i], idle[i] is set to 1 and new_state[i] (allocated) to the
+ * next state when nothing changed there; idle[i] 0 means "read it with
+ * exchange_feed()".  Graph asks in $batch requests of 20; a backend
+ * without batches leaves every idle[i] 0. */
+int exchange_feed_probe(exchange_t *ex, size_t n, char *const *mailbox, char *const *state,
+                        char **new_state, int *idle, char **errstr, long *retry_after_ms);
 /* Declines the room's copy of a meeting with comment, answering the organizer. */
 int exchange_decline(exchange_t *ex, const char *mailbox, const char *id, const char *comment,
                      char **errstr, long *retry_after_ms);
@@ -154,6 +161,8 @@ typedef struct {
     int (*feed)(void *impl, const char *mailbox, const char *state, time_t start, time_t end,
                 exchange_event_t **events, size_t *n, char **new_state, char **errstr,
                 long *retry_after_ms);
+    int (*probe)(void *impl, size_t n, char *const *mailbox, char *const *state,
+                 char **new_state, int *idle, char **errstr, long *retry_after_ms);
     int (*decline)(void *impl, const char *mailbox, const char *id, const char *comment,
                    char **errstr, long *retry_after_ms);
     int (*tag)(void *impl, const char *mailbox, const char *id, const char *reservation_id,

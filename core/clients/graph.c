@@ -636,6 +636,7 @@ const exchange_ops_t exchange_graph_ops = {
     .del = graph_delete,
     .check = graph_check,
     .feed = graph_feed,
+    .probe = graph_feed_probe,
     .decline = graph_decline,
     .tag = graph_tag,
     .subscribe = graph_subscribe,

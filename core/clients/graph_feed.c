@@ -18,6 +18,7 @@
 
 #define GRAPH_FEED_MAX_PAGES 1000       /* 100,000 changes in one round is not a room */
 #define GRAPH_SUB_FALLBACK_MINUTES 4200L /* older documented maximum */
+#define GRAPH_BATCH_MAX 20               /* requests in one $batch, Graph's limit */
 
 /* "2026-12-08T09:00:00Z" of t; buf of 24+ bytes. */
 static void
@@ -165,6 +166,83 @@ graph_feed(void *impl, const char *mailbox, const char *state, time_t start, tim
     }
     free(url);
     free(shown);
+    return rc;
+}
+
+/* One $batch of at most GRAPH_BATCH_MAX delta rounds: idle[i] when the
+ * answer is an empty page with the next delta link. */
+static int
+graph_probe_batch(graph_t *g, size_t n, char *const *mailbox, char *const *state,
+                  char **new_state, int *idle, char **errstr, long *retry_after_ms)
+{
+    size_t base = strlen(g->cfg->graph.graph_url);
+    json_object *req = json_object_new_object(), *list = json_object_new_array(), *resps;
+    graph_result_t res;
+    char *url = xasprintf("%s/$batch", g->cfg->graph.graph_url);
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_new_object(), *h = json_object_new_object();
+        char id[24];
+
+        snprintf(id, sizeof id, "%zu", i);
+        json_object_object_add(r, "id", json_object_new_string(id));
+        json_object_object_add(r, "method", json_object_new_string("GET"));
+        json_object_object_add(r, "url", json_object_new_string(state[i] + base));
+        json_object_object_add(h, "Prefer", json_object_new_string("outlook.timezone=\"UTC\""));
+        json_object_object_add(r, "headers", h);
+        json_object_array_add(list, r);
+    }
+    json_object_object_add(req, "requests", list);
+    rc = graph_call(g, "POST", url, "/$batch",
+                    json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE),
+                    0, &res, errstr, retry_after_ms);
+    json_object_put(req);
+    free(url);
+    if (rc != EXCHANGE_OK)
+        return rc;
+    if (res.json && json_object_object_get_ex(res.json, "responses", &resps) &&
+        json_object_is_type(resps, json_type_array)) {
+        for (size_t k = 0; k < json_object_array_length(resps); k++) {
+            json_object *r = json_object_array_get_idx(resps, k), *st, *body, *value, *link;
+            const char *id = graph_json_str(r, "id");
+            char *end;
+            unsigned long i = id ? strtoul(id, &end, 10) : n;
+
+            if (!id || *end || i >= n || idle[i] ||
+                !json_object_object_get_ex(r, "status", &st) || json_object_get_int(st) != 200 ||
+                !json_object_object_get_ex(r, "body", &body) ||
+                !json_object_object_get_ex(body, "value", &value) ||
+                !json_object_is_type(value, json_type_array) ||
+                json_object_array_length(value) != 0 ||
+                !json_object_object_get_ex(body, "@odata.deltaLink", &link) ||
+                !json_object_is_type(link, json_type_string) ||
+                !graph_link_ok(g, json_object_get_string(link)))
+                continue;   /* changes, a next page or an error: read it on its own */
+            idle[i] = 1;
+            new_state[i] = xstrdup(json_object_get_string(link));
+        }
+    }
+    (void)mailbox;
+    json_object_put(res.json);
+    return EXCHANGE_OK;
+}
+
+int
+graph_feed_probe(void *impl, size_t n, char *const *mailbox, char *const *state,
+                 char **new_state, int *idle, char **errstr, long *retry_after_ms)
+{
+    graph_t *g = impl;
+    int rc = EXCHANGE_OK;
+
+    for (size_t i = 0; i < n; i++)
+        if (!state[i] || !graph_link_ok(g, state[i]))
+            return graph_bad_args("a stored delta link", errstr);
+    for (size_t off = 0; off < n && rc == EXCHANGE_OK; off += GRAPH_BATCH_MAX)
+        rc = graph_probe_batch(g, n - off < GRAPH_BATCH_MAX ? n - off : GRAPH_BATCH_MAX,
+                               mailbox + off, state + off, new_state + off, idle + off, errstr,
+                               retry_after_ms);
     return rc;
 }
 

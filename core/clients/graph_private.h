@@ -65,6 +65,8 @@ char *graph_url(graph_t *g, const char *mailbox, const char *rest);
 int graph_feed(void *impl, const char *mailbox, const char *state, time_t start, time_t end,
                exchange_event_t **events, size_t *n, char **new_state, char **errstr,
                long *retry_after_ms);
+int graph_feed_probe(void *impl, size_t n, char *const *mailbox, char *const *state,
+                     char **new_state, int *idle, char **errstr, long *retry_after_ms);
 int graph_decline(void *impl, const char *mailbox, const char *id, const char *comment,
                   char **errstr, long *retry_after_ms);
 int graph_tag(void *impl, const char *mailbox, const char *id, const char *reservation_id,

@@ -307,6 +307,77 @@ out:
 
 /* --- a pull --------------------------------------------------------------------- */
 
+/* A quiet room's round, settled from a probe: its new state kept, if no
+ * other pull moved it on meanwhile.  1 when kept. */
+static int
+pull_quiet(pull_t *p, const rsv_mapped_t *room, const char *was, const char *next)
+{
+    const config_t *cfg = p->rs->cfg;
+    int lock = store_lock(cfg, "rooms", room->mailbox, 1), kept = 0;
+    json_object *st = store_load(cfg, "rooms", room->mailbox), *note;
+
+    if (st && rsv_str(st, "delta") && strcmp(rsv_str(st, "delta"), was) == 0) {
+        outlook_started(cfg, room->mailbox);
+        json_object_object_add(st, "delta", json_object_new_string(next));
+        json_object_object_add(st, "pulled", json_object_new_int64(time(NULL)));
+        kept = p->rs->dry_run || store_save(cfg, "rooms", room->mailbox, st) == 0;
+    }
+    if (kept) {
+        note = json_object_new_object();
+        json_object_object_add(note, "room", json_object_new_string(room->mailbox));
+        json_object_object_add(note, "changes", json_object_new_int64(0));
+        json_object_object_add(note, "batched", json_object_new_boolean(1));
+        json_object_array_add(rsv_get(p->out, "rooms"), note);
+    }
+    json_object_put(st);
+    if (lock >= 0)
+        close(lock);
+    return kept;
+}
+
+/* Asks every room with a stored feed state at once (Graph: one $batch per
+ * 20 rooms) whether anything changed; done[i] is set for the quiet ones,
+ * so a timed resync of idle rooms costs rooms / 20 requests.  A failed
+ * probe only means every room is read on its own. */
+static void
+pull_probe(pull_t *p, int *done)
+{
+    size_t n = p->nrooms, k = 0;
+    char **mb = xcalloc(n + 1, sizeof *mb), **st = xcalloc(n + 1, sizeof *st);
+    char **next = xcalloc(n + 1, sizeof *next), *err = NULL;
+    int *idle = xcalloc(n + 1, sizeof *idle);
+    size_t *idx = xcalloc(n + 1, sizeof *idx);
+    long ra;
+
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = store_load(p->rs->cfg, "rooms", p->rooms[i].mailbox);
+
+        if (rsv_str(o, "delta")) {
+            mb[k] = p->rooms[i].mailbox;
+            st[k] = xstrdup(rsv_str(o, "delta"));
+            idx[k++] = i;
+        }
+        json_object_put(o);
+    }
+    if (exchange_feed_probe(p->rs->ex, k, mb, st, next, idle, &err, &ra) != EXCHANGE_OK) {
+        log_info("outlook: the rooms are read one by one (%s)", err ? err : "probe failed");
+        free(err);
+    } else {
+        for (size_t j = 0; j < k; j++)
+            if (idle[j] && next[j])
+                done[idx[j]] = pull_quiet(p, &p->rooms[idx[j]], st[j], next[j]);
+    }
+    for (size_t j = 0; j < k; j++) {
+        free(st[j]);
+        free(next[j]);
+    }
+    free(mb);
+    free(st);
+    free(next);
+    free(idle);
+    free(idx);
+}
+
 /* Every room but `except` once, so a meeting that left one room for another
  * is found there before it is cancelled. */
 static int
@@ -383,8 +454,13 @@ outlook_pull(const config_t *cfg, queue_t *q, const char *mailbox, int full, int
     if (rc == OUTLOOK_OK && room) {
         rc = pull_room(&p, room, full, errstr, retry_after_ms);
     } else if (rc == OUTLOOK_OK) {
+        int *done = xcalloc(p.nrooms + 1, sizeof *done);
+
+        if (!full)
+            pull_probe(&p, done);
         for (size_t i = 0; i < p.nrooms; i++) {
-            int one = pull_room(&p, &p.rooms[i], full, errstr, retry_after_ms);
+            int one = done[i] ? OUTLOOK_OK
+                              : pull_room(&p, &p.rooms[i], full, errstr, retry_after_ms);
 
             if (one == OUTLOOK_ELATER) {
                 if (!failed)
@@ -400,6 +476,7 @@ outlook_pull(const config_t *cfg, queue_t *q, const char *mailbox, int full, int
             if ((i + 1) % 50 == 0 && i + 1 < p.nrooms)
                 log_info("outlook: %zu of %zu rooms read", i + 1, p.nrooms);
         }
+        free(done);
     }
     if (rc == OUTLOOK_OK)
         rc = pull_leaving(&p, room == NULL, mailbox, errstr, retry_after_ms);

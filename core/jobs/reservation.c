@@ -494,6 +494,7 @@ rsv_close(rsv_t *rs)
         free(rs->cache[i].location_id);
         free(rs->cache[i].mailbox);
     }
+    free(rs->cache);
     topdesk_free(rs->td);
     exchange_close(rs->ex);
     json_object_put(rs->notes);

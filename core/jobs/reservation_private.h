@@ -40,8 +40,8 @@ typedef struct {
     topdesk_t *td;
     exchange_t *ex;
     int dry_run;
-    rsv_room_cache_t cache[RSV_MAX_ROOMS * 4];
-    size_t ncache;
+    rsv_room_cache_t *cache;   /* location -> mailbox, as read this job */
+    size_t ncache, acache;
     json_object *notes;   /* notifications sent or skipped */
 } rsv_t;
 

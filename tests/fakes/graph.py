@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
@@ -1361,8 +1363,12 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             mailbox = segs[2].lower()
         if len(segs) >= 2 and segs[1].lower() == "subscriptions":
             return self.subscriptions(method, segs[2:], body)
+        if len(segs) == 2 and segs[1] == "$batch":
+            return self.batch(method, body)
         prefer = prefer_tokens(self.headers)
         dpath = unquote(path)
+        if self.headers.get("X-Fake-Inner") == "1":
+            dpath = "inner:" + dpath     # a request of a $batch
         ok = state.begin(dpath, mailbox, prefer)
         status = None
         op = None
@@ -1677,6 +1683,52 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             self.send_graph_error(e)
         finally:
             state.end(None, status, "subscription-" + method.lower())
+
+    def batch(self, method, body):
+        """POST /v1.0/$batch: JSON batching, at most 20 requests, each
+        answered as if sent alone (the fake asks itself)."""
+        state = self.server.state
+        state.begin("/v1.0/$batch", None, [])
+        status = None
+        try:
+            if method != "POST":
+                raise GraphError(405, "BadRequest", "Use POST.",
+                                 [("Allow", "POST")])
+            self.check_auth()
+            obj = self.json_body(body)
+            reqs = obj.get("requests") if isinstance(obj, dict) else None
+            if not isinstance(reqs, list) or not reqs or len(reqs) > 20:
+                raise GraphError(400, "BadRequest", "A batch holds 1 to 20 "
+                                 "requests.")
+            out = []
+            for r in reqs:
+                if not isinstance(r, dict) or not isinstance(r.get("url"), str) \
+                        or not r["url"].startswith("/") or \
+                        r.get("method", "GET") != "GET":
+                    raise GraphError(400, "BadRequest", "Each request needs "
+                                     "an id, GET and a relative url.")
+                hs = {"Authorization": self.headers.get("Authorization", ""),
+                      "X-Fake-Inner": "1"}
+                hs.update(r.get("headers") or {})
+                req = urllib.request.Request(
+                    "http://127.0.0.1:%d/v1.0%s" % (
+                        self.server.server_address[1], r["url"]),
+                    headers=hs, method="GET")
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as a:
+                        st, raw = a.status, a.read()
+                except urllib.error.HTTPError as e:
+                    st, raw = e.code, e.read()
+                out.append({"id": str(r.get("id")), "status": st,
+                            "headers": {"Content-Type": "application/json"},
+                            "body": json.loads(raw) if raw else None})
+            status = 200
+            self.send_graph(200, {"responses": out})
+        except GraphError as e:
+            status = e.status
+            self.send_graph_error(e)
+        finally:
+            state.end(None, status, "batch")
 
     def delta(self, mailbox, raw_segs, q, prefer, slow):
         state = self.server.state

@@ -649,6 +649,18 @@ def sc_doctor():
     check("callback_url" in lines["outlook.callback"], lines["outlook.callback"])
 
 
+def sc_batch():
+    """A resync of quiet rooms asks Graph once per 20 rooms ($batch), not
+    once per room."""
+    quiet(3)
+    rc, out, err = tdhook("pull")
+    check(rc == 0, "pull: %s" % err)
+    rooms = json.loads(out)["rooms"]
+    check(len(rooms) == 3 and all(r.get("batched") for r in rooms),
+          "every quiet room settled by the batch: %s" % rooms)
+    check(graph_stats()["by_path"].get("/v1.0/$batch", 0) >= 1, "a $batch")
+
+
 SCENARIOS = [
     ("subscribed", sc_subscribed), ("doctor", sc_doctor), ("edge", sc_edge),
     ("create", sc_create),
@@ -658,7 +670,8 @@ SCENARIOS = [
     ("td_move", sc_td_move), ("faulty", sc_notifications_faulty),
     ("lost", sc_notifications_lost), ("delta_gone", sc_delta_gone),
     ("lifecycle", sc_lifecycle), ("renew", sc_renew),
-    ("topdesk_made", sc_topdesk_made), ("decline", sc_decline),
+    ("topdesk_made", sc_topdesk_made), ("batch", sc_batch),
+    ("decline", sc_decline),
 ]
 
 
