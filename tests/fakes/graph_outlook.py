@@ -127,7 +127,8 @@ class Outlook:
                 if sub is None:
                     continue
                 if modes.get("drop", 0):
-                    if isinstance(modes["drop"], int):
+                    # true: every one; a number: that many
+                    if type(modes["drop"]) is int:
                         self.modes["drop"] = modes["drop"] - 1
                     continue
                 if modes.get("hold") or modes.get("reorder"):

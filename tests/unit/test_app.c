@@ -17,6 +17,7 @@
 #include "cgi/app.h"
 #include "cgi/front.h"
 #include "core/util/log.h"
+#include "core/jobs/outlook_private.h"
 #include "core/util/xalloc.h"
 
 typedef struct {
@@ -59,6 +60,31 @@ static int
 setup(void **state)
 {
     return setup_with(state, 100);
+}
+
+/* The same with bookings made in Outlook synced (direction: both). */
+static int
+setup_outlook(void **state)
+{
+    fixture_t *f;
+    char *err = NULL, *yaml;
+
+    setup_with(state, 100);
+    f = *state;
+    config_free(f->cfg);
+    {
+        char *base = xasprintf(base_config, f->dir, 100);
+
+        yaml = xasprintf("%sreservations: {direction: both, outlook: {callback_url: "
+                         "'https://hooks.example.com/tdhook', fallback_requester: a@example.com, "
+                         "cancellation_reason: Geannuleerd}}\n", base);
+        free(base);
+    }
+    if (config_load_buffer("test.yaml", yaml, strlen(yaml), &f->cfg, &err) != CONFIG_OK)
+        fail_msg("config: %s", err);
+    free(yaml);
+    f->app.cfg = f->cfg;
+    return 0;
 }
 
 static int
@@ -178,6 +204,62 @@ test_statuses(void **state)
     assert_int_equal(call(f, "POST", "/hooks/reservation", NULL, JSON, "{}", &res), 401);
     assert_string_equal(res.headers[0], "WWW-Authenticate: Bearer realm=\"tdhook\"");
     app_response_free(&res);
+}
+
+/* Graph's change notifications: the validation round, clientState, and
+ * one queued pull per room however many notifications name it. */
+static void
+test_graph_route(void **state)
+{
+    fixture_t *f = *state;
+    app_response_t res;
+    app_request_t req = {"POST", "/hooks/graph", "validationToken=Validation%3A%20a+b%3Cc%3E",
+                         "text/plain", NULL, NULL, "", 0};
+#define NOTE(cs) "{\"value\":[{\"subscriptionId\":\"sub-1\",\"clientState\":\"" cs "\"," \
+                 "\"changeType\":\"created\",\"resource\":\"Users/x/Events/y\"}]}"
+    char *good = xstrdup(NOTE("s3cret")), *bad = xstrdup(NOTE("s3creT"));
+    char *life = xstrdup("{\"value\":[{\"subscriptionId\":\"sub-1\",\"clientState\":\"s3cret\","
+                         "\"lifecycleEvent\":\"missed\"}]}");
+    size_t depth0;
+
+    app_response_init(&res);
+    app_serve(&f->app, &req, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(buf_str(&res.body), "Validation: a b<c>");
+    assert_non_null(strstr(res.content_type, "text/plain"));
+    app_response_free(&res);
+
+    assert_int_equal(store_sub_index(f->cfg, "sub-1", "zaal1@example.com", "s3cret"), 0);
+    depth0 = queue_depth(f->app.queue);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, bad), 403);
+    assert_int_equal(queue_depth(f->app.queue), depth0);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, good), 202);
+    assert_int_equal(queue_depth(f->app.queue), depth0 + 1);
+    /* the room's pull is queued and has not started: the next adds nothing */
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, good), 202);
+    assert_int_equal(queue_depth(f->app.queue), depth0 + 1);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph/lifecycle", NULL, JSON, life), 202);
+    assert_int_equal(queue_depth(f->app.queue), depth0 + 2);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, "{\"value\":["), 400);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, "{\"value\":[]}"), 400);
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, "{}"), 400);
+    assert_int_equal(status_of(f, "GET", "/hooks/graph", NULL, NULL, NULL), 405);
+    /* a subscription id that could be a path goes nowhere */
+    free(bad);
+    bad = xstrdup("{\"value\":[{\"subscriptionId\":\"../subs/x\",\"clientState\":\"s3cret\"}]}");
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, bad), 403);
+    free(good);
+    free(bad);
+    free(life);
+}
+
+/* Without direction: both there is nothing to notify. */
+static void
+test_graph_off(void **state)
+{
+    fixture_t *f = *state;
+
+    assert_int_equal(status_of(f, "POST", "/hooks/graph", NULL, JSON, "{\"value\":[{}]}"), 404);
 }
 
 /* The answer's error message contains want. */
@@ -482,6 +564,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_no_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_front_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_front_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graph_route, setup_outlook, teardown),
+        cmocka_unit_test_setup_teardown(test_graph_off, setup, teardown),
     };
     return cmocka_run_group_tests_name("app", tests, NULL, NULL);
 }

@@ -246,6 +246,37 @@ test_unknown_key(void **state)
     load_err(MIN_YAML "state_dir_file: /x\n", "state_dir_file: unknown key");
 }
 
+/* direction: both needs its own keys, and Exchange Online for now. */
+static void
+test_direction_both(void **state)
+{
+    config_t *cfg;
+
+    (void)state;
+    load_err(MIN_YAML "reservations:\n  direction: both\n",
+             "reservations.outlook.callback_url: missing required key");
+    load_err(MIN_YAML "reservations:\n  direction: both\n  outlook: {notifications: false}\n",
+             "reservations.outlook.fallback_requester: missing required key");
+    load_err(MIN_YAML "reservations:\n  direction: sideways\n", "reservations.direction");
+    load_err(MIN_YAML "reservations:\n  outlook: {resync: 5s}\n", "reservations.outlook.resync");
+    load_err(MIN_HOOKS MIN_TOPDESK MIN_MAIL
+             "reservations:\n  exchange: ews\n  direction: both\n  outlook: {notifications: "
+             "false, fallback_requester: a@x.nl, cancellation_reason: r}\n"
+             "ews: {url: 'https://e.example.com/EWS/Exchange.asmx', username: u, password: p}\n",
+             "reservations.exchange: graph");
+    cfg = load_ok(MIN_YAML "reservations:\n  direction: both\n  outlook:\n"
+                  "    callback_url: https://h.example.com/tdhook/\n"
+                  "    fallback_requester: reserveringen@example.com\n"
+                  "    cancellation_reason: Geannuleerd in Outlook\n");
+    assert_int_equal(cfg->reservations.direction, DIRECTION_BOTH);
+    assert_string_equal(cfg->reservations.outlook.callback_url, "https://h.example.com/tdhook");
+    assert_int_equal(cfg->reservations.outlook.notifications, 1);
+    assert_int_equal(cfg->reservations.outlook.resync_ms, 15 * 60 * 1000);
+    assert_int_equal(cfg->reservations.outlook.window_days, 180);
+    assert_int_equal(cfg->reservations.outlook.when_refused, REFUSED_REPORT);
+    config_free(cfg);
+}
+
 static void
 test_wrong_type(void **state)
 {
@@ -931,6 +962,7 @@ main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_default_path),
+        cmocka_unit_test(test_direction_both),
         cmocka_unit_test(test_nesting_and_nul),
     };
     int rc;
