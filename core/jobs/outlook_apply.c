@@ -28,12 +28,6 @@
 
 #define DESCRIPTION_MAX 100   /* TOPdesk's briefDescription */
 
-typedef struct {
-    const char *status;
-    time_t start, end;
-    const char *location;
-} td_state_t;
-
 /* --- small helpers ---------------------------------------------------------- */
 
 static void
@@ -55,8 +49,8 @@ is_uuid(const char *s)
     return s[36] == '\0';
 }
 
-static int
-td_live(const char *status)
+int
+td_status_live(const char *status)
 {
     return status && (strcmp(status, "planned") == 0 || strcmp(status, "conflictingPlanned") == 0 ||
                       strcmp(status, "request") == 0 || strcmp(status, "conflictingRequest") == 0);
@@ -122,41 +116,41 @@ outlook_hash(const char *room, const exchange_event_t *ev, const char *desc)
     return h;
 }
 
-static void
-set_str(json_object *o, const char *key, const char *v)
+void
+meeting_set(json_object *o, const char *key, const char *v)
 {
     json_object_object_add(o, key, v ? json_object_new_string(v) : NULL);
 }
 
-static const char *
-get_str(json_object *o, const char *key)
+const char *
+meeting_str(json_object *o, const char *key)
 {
     return rsv_str(o, key);
 }
 
-static time_t
-get_time(json_object *o, const char *key)
+time_t
+meeting_time(json_object *o, const char *key)
 {
     json_object *v = rsv_get(o, key);
 
     return v ? (time_t)json_object_get_int64(v) : (time_t)-1;
 }
 
-static void
-set_td(json_object *m, const td_state_t *td)
+void
+meeting_set_td(json_object *m, const td_state_t *td)
 {
     json_object *o = json_object_new_object();
 
-    set_str(o, "status", td->status);
+    meeting_set(o, "status", td->status);
     json_object_object_add(o, "start", json_object_new_int64(td->start));
     json_object_object_add(o, "end", json_object_new_int64(td->end));
-    set_str(o, "location", td->location);
+    meeting_set(o, "location", td->location);
     json_object_object_add(m, "td", o);
 }
 
 /* What TOPdesk holds of reservation r. */
-static void
-td_of(json_object *r, td_state_t *td)
+void
+td_state_of(json_object *r, td_state_t *td)
 {
     json_object *facs = rsv_get(r, "reservedFacilities");
 
@@ -303,7 +297,7 @@ find_linked(pull_t *p, const char *ical, json_object **r, char **errstr, long *r
                        i < json_object_array_length(results) && !*r; i++) {
         json_object *o = json_object_array_get_idx(results, i);
 
-        if (td_live(rsv_str(o, "status")))
+        if (td_status_live(rsv_str(o, "status")))
             *r = json_object_get(o);
     }
     json_object_put(body);
@@ -336,51 +330,7 @@ td_cancel(pull_t *p, const char *resid, char **errstr, long *retry)
     return rc;
 }
 
-/* --- mails to the organizer -------------------------------------------------- */
-
-/* Queues one mail to the organizer of meeting m: subject and body texts
- * with the facts (name, value pairs, NULL-ended). */
-static void
-mail_organizer(pull_t *p, json_object *m, text_id_t subject, text_id_t body, ...)
-{
-    const char *to = get_str(m, "organizer");
-    char when[TEXT_TIME_SIZE * 2], *subj, *message, *rcpt[1];
-    const char *f[20] = {0};
-    buf_t b;
-    mime_msg_t msg;
-    va_list ap;
-    size_t nf = 0;
-
-    if (!to || !address_ok(to) || p->rs->dry_run)
-        return;
-    /* the caller's facts first: the first of a name wins */
-    va_start(ap, body);
-    for (const char *s; nf < 12 && (s = va_arg(ap, const char *)); )
-        f[nf++] = s;
-    va_end(ap);
-    text_span(when, get_time(m, "start"), get_time(m, "end"));
-    f[nf++] = "when";
-    f[nf++] = when;
-    f[nf++] = "subject";
-    f[nf++] = get_str(m, "subject") ? get_str(m, "subject") : "";
-    f[nf++] = "room";
-    f[nf++] = get_str(m, "room_name") ? get_str(m, "room_name") : get_str(m, "room");
-    subj = text_format(subject, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10],
-                       f[11], f[12], f[13], f[14], f[15], f[16], f[17], NULL);
-    buf_init(&b, (size_t)-1 / 4);
-    text_append(&b, body, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11],
-                f[12], f[13], f[14], f[15], f[16], f[17], NULL);
-    text_append(&b, T_OUTLOOK_FOOTER, NULL);
-    rcpt[0] = (char *)to;
-    msg = (mime_msg_t){p->rs->cfg->mail.from, rcpt, 1, subj, buf_str(&b), NULL, NULL, 0};
-    message = mime_build(&msg);
-    if (mailjob_enqueue(p->rs->q, rcpt, 1, message, NULL) != QUEUE_OK)
-        log_warn("outlook: could not queue the mail to the organizer of %s",
-                 get_str(m, "ical") ? get_str(m, "ical") : "?");
-    free(message);
-    buf_free(&b);
-    free(subj);
-}
+/* --- refusals ----------------------------------------------------------------- */
 
 /* 1 when another live reservation holds location over [start, end): what
  * a refusal most often means, told to the organizer in plain words. */
@@ -407,7 +357,7 @@ room_taken(pull_t *p, const char *location, time_t start, time_t end, const char
                            i < json_object_array_length(results) && !taken; i++) {
             json_object *o = json_object_array_get_idx(results, i);
 
-            taken = td_live(rsv_str(o, "status")) &&
+            taken = td_status_live(rsv_str(o, "status")) &&
                     (!except || !rsv_str(o, "id") || strcmp(rsv_str(o, "id"), except) != 0);
         }
     }
@@ -439,10 +389,10 @@ refused(pull_t *p, json_object *m, const rsv_mapped_t *room, const char *why, in
         char **errstr, long *retry)
 {
     int decline = p->rs->cfg->reservations.outlook.when_refused == REFUSED_DECLINE;
-    const char *resid = get_str(m, "reservation");
+    const char *resid = meeting_str(m, "reservation");
     char *words = td_words(why);
-    char *reason = conflict || room_taken(p, room->location_id, get_time(m, "start"),
-                                          get_time(m, "end"), resid)
+    char *reason = conflict || room_taken(p, room->location_id, meeting_time(m, "start"),
+                                          meeting_time(m, "end"), resid)
                        ? text_format(T_OUTLOOK_REASON_TAKEN, NULL)
                        : text_format(T_OUTLOOK_REASON_OTHER, "error", words, NULL);
     char *declined = decline ? text_format(T_OUTLOOK_DECLINED_NOTE, NULL) : xstrdup("");
@@ -450,8 +400,8 @@ refused(pull_t *p, json_object *m, const rsv_mapped_t *room, const char *why, in
 
     free(words);
     json_object_object_add(m, "state", json_object_new_string(MEETING_REFUSED));
-    set_str(m, "error", why);
-    if (decline && resid && td_live(get_str(rsv_get(m, "td"), "status"))) {
+    meeting_set(m, "error", why);
+    if (decline && resid && td_status_live(meeting_str(rsv_get(m, "td"), "status"))) {
         int trc = td_cancel(p, resid, errstr, retry);
 
         if (trc == TOPDESK_ERETRY) {
@@ -460,23 +410,23 @@ refused(pull_t *p, json_object *m, const rsv_mapped_t *room, const char *why, in
             return OUTLOOK_ERETRY;
         }
         if (trc == TOPDESK_OK) {
-            td_state_t td = {"cancelled", get_time(rsv_get(m, "td"), "start"),
-                             get_time(rsv_get(m, "td"), "end"),
-                             get_str(rsv_get(m, "td"), "location")};
-            set_td(m, &td);
+            td_state_t td = {"cancelled", meeting_time(rsv_get(m, "td"), "start"),
+                             meeting_time(rsv_get(m, "td"), "end"),
+                             meeting_str(rsv_get(m, "td"), "location")};
+            meeting_set_td(m, &td);
         }
         free(*errstr);
         *errstr = NULL;
     }
     if (decline && !p->rs->dry_run) {
-        rc = exchange_decline(p->rs->ex, room->mailbox, get_str(m, "event"), reason, errstr, retry);
+        rc = exchange_decline(p->rs->ex, room->mailbox, meeting_str(m, "event"), reason, errstr, retry);
         if (rc == EXCHANGE_ERETRY) {
             free(reason);
             free(declined);
             return OUTLOOK_ERETRY;
         }
         if (rc != EXCHANGE_OK) {
-            log_warn("outlook: could not decline %s in %s: %s", get_str(m, "ical"), room->mailbox,
+            log_warn("outlook: could not decline %s in %s: %s", meeting_str(m, "ical"), room->mailbox,
                      *errstr ? *errstr : "");
             free(*errstr);
             *errstr = NULL;
@@ -484,7 +434,7 @@ refused(pull_t *p, json_object *m, const rsv_mapped_t *room, const char *why, in
     }
     mail_organizer(p, m, T_OUTLOOK_REFUSED_SUBJECT, T_OUTLOOK_REFUSED_BODY, "room", room->name,
                    "reason", reason, "declined", declined, NULL);
-    apply_note(p, get_str(m, "ical"), room->mailbox, decline ? "refused by TOPdesk: declined"
+    apply_note(p, meeting_str(m, "ical"), room->mailbox, decline ? "refused by TOPdesk: declined"
                                                              : "refused by TOPdesk: reported");
     free(reason);
     free(declined);
@@ -509,11 +459,11 @@ create(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
     int fallback, rc;
     td_state_t td;
 
-    rc = find_linked(p, get_str(m, "ical"), &r, errstr, retry);
+    rc = find_linked(p, meeting_str(m, "ical"), &r, errstr, retry);
     if (rc != TOPDESK_OK)
         return rsv_code_topdesk(rc);
     if (r) {
-        apply_note(p, get_str(m, "ical"), room->mailbox, "found its reservation in TOPdesk");
+        apply_note(p, meeting_str(m, "ical"), room->mailbox, "found its reservation in TOPdesk");
     } else {
         rc = requester_for(p, ev, &requester, &fallback, errstr, retry);
         if (rc != TOPDESK_OK)
@@ -534,10 +484,10 @@ create(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
         json_object_array_add(facs, fac);
         json_object_object_add(body, "reservedFacilities", facs);
         json_object_object_add(body, "briefDescription",
-                               json_object_new_string(get_str(m, "subject")));
+                               json_object_new_string(meeting_str(m, "subject")));
         json_object_object_add(body, "status", json_object_new_string("planned"));
         link = json_object_new_object();
-        json_object_object_add(link, "id", json_object_new_string(get_str(m, "ical")));
+        json_object_object_add(link, "id", json_object_new_string(meeting_str(m, "ical")));
         json_object_object_add(link, "type", json_object_new_string(RSV_OUTLOOK_LINK_TYPE));
         json_object_object_add(body, "externalLink", link);
         rc = td_write(p, "POST", "/tas/api/reservations", body, &r, errstr, retry);
@@ -553,21 +503,21 @@ create(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
         }
         if (rc != TOPDESK_OK)
             return rsv_code_topdesk(rc);
-        apply_note(p, get_str(m, "ical"), room->mailbox,
+        apply_note(p, meeting_str(m, "ical"), room->mailbox,
                    fallback ? "reservation created (fallback requester)" : "reservation created");
     }
     json_object_object_add(m, "state", json_object_new_string(MEETING_ACTIVE));
     json_object_object_del(m, "error");
     if (r) {
-        set_str(m, "reservation", rsv_str(r, "id"));
-        set_str(m, "number", rsv_str(r, "number"));
-        td_of(r, &td);
+        meeting_set(m, "reservation", rsv_str(r, "id"));
+        meeting_set(m, "number", rsv_str(r, "number"));
+        td_state_of(r, &td);
     } else {
         td = (td_state_t){"planned", ev->start, ev->end, room->location_id};
     }
     if (!td.location)
         td.location = room->location_id;
-    set_td(m, &td);
+    meeting_set_td(m, &td);
     if (r && rsv_str(r, "id") && !p->rs->dry_run) {
         /* the room's copy says which reservation holds it; a failure here
          * costs nothing but the tag */
@@ -593,8 +543,8 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
        const char *old_subject, char **errstr, long *retry)
 {
     json_object *tdo = rsv_get(m, "td");
-    const char *resid = get_str(m, "reservation"), *from = get_str(tdo, "location");
-    td_state_t td = {get_str(tdo, "status"), get_time(tdo, "start"), get_time(tdo, "end"), from};
+    const char *resid = meeting_str(m, "reservation"), *from = meeting_str(tdo, "location");
+    td_state_t td = {meeting_str(tdo, "status"), meeting_time(tdo, "start"), meeting_time(tdo, "end"), from};
     char *path;
     int rc;
 
@@ -618,7 +568,7 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
         if (rc != TOPDESK_OK)
             return rsv_code_topdesk(rc);
         td.location = room->location_id;
-        apply_note(p, get_str(m, "ical"), room->mailbox, "reservation moved to this room");
+        apply_note(p, meeting_str(m, "ical"), room->mailbox, "reservation moved to this room");
     }
     if (td.start != ev->start || td.end != ev->end) {
         json_object *body = json_object_new_object();
@@ -638,13 +588,13 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
             return rsv_code_topdesk(rc);
         td.start = ev->start;
         td.end = ev->end;
-        apply_note(p, get_str(m, "ical"), room->mailbox, "reservation rescheduled");
+        apply_note(p, meeting_str(m, "ical"), room->mailbox, "reservation rescheduled");
     }
-    if (old_subject && strcmp(old_subject, get_str(m, "subject")) != 0) {
+    if (old_subject && strcmp(old_subject, meeting_str(m, "subject")) != 0) {
         json_object *body = json_object_new_object();
 
         json_object_object_add(body, "briefDescription",
-                               json_object_new_string(get_str(m, "subject")));
+                               json_object_new_string(meeting_str(m, "subject")));
         path = rsv_path_of(resid, "");
         rc = td_write(p, "PATCH", path, body, NULL, errstr, retry);
         json_object_put(body);
@@ -660,10 +610,10 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
     }
     json_object_object_add(m, "state", json_object_new_string(MEETING_ACTIVE));
     json_object_object_del(m, "error");
-    set_td(m, &td);
+    meeting_set_td(m, &td);
     return OUTLOOK_OK;
 refused:
-    set_td(m, &td);   /* what was written before the refusal stands */
+    meeting_set_td(m, &td);   /* what was written before the refusal stands */
     {
         char *why = *errstr;
 
@@ -687,10 +637,10 @@ apply_live(pull_t *p, const rsv_mapped_t *room, const exchange_event_t *ev, char
     m = store_load(p->rs->cfg, "meetings", ical);
     if (!m) {
         m = json_object_new_object();
-        set_str(m, "ical", ical);
+        meeting_set(m, "ical", ical);
     }
-    state = get_str(m, "state");
-    if (get_str(m, "applied") && strcmp(get_str(m, "applied"), hash) == 0 && state) {
+    state = meeting_str(m, "state");
+    if (meeting_str(m, "applied") && strcmp(meeting_str(m, "applied"), hash) == 0 && state) {
         if (strcmp(state, MEETING_LEAVING) == 0) {
             json_object_object_add(m, "state", json_object_new_string(MEETING_ACTIVE));
             if (!p->rs->dry_run)
@@ -699,23 +649,23 @@ apply_live(pull_t *p, const rsv_mapped_t *room, const exchange_event_t *ev, char
         apply_note(p, ical, room->mailbox, "unchanged");
         goto out;
     }
-    old_subject = get_str(m, "subject") ? xstrdup(get_str(m, "subject")) : NULL;
-    set_str(m, "room", room->mailbox);
-    set_str(m, "room_name", room->name);
-    set_str(m, "event", ev->id);
-    set_str(m, "subject", desc);
-    set_str(m, "organizer", ev->organizer);
-    set_str(m, "organizer_name", ev->organizer_name);
+    old_subject = meeting_str(m, "subject") ? xstrdup(meeting_str(m, "subject")) : NULL;
+    meeting_set(m, "room", room->mailbox);
+    meeting_set(m, "room_name", room->name);
+    meeting_set(m, "event", ev->id);
+    meeting_set(m, "subject", desc);
+    meeting_set(m, "organizer", ev->organizer);
+    meeting_set(m, "organizer_name", ev->organizer_name);
     json_object_object_add(m, "start", json_object_new_int64(ev->start));
     json_object_object_add(m, "end", json_object_new_int64(ev->end));
-    if (get_str(m, "reservation") && td_live(get_str(rsv_get(m, "td"), "status")) &&
+    if (meeting_str(m, "reservation") && td_status_live(meeting_str(rsv_get(m, "td"), "status")) &&
         (!state || strcmp(state, MEETING_TD_CANCELLED) != 0))
         rc = update(p, m, room, ev, old_subject, errstr, retry);
     else
         rc = create(p, m, room, ev, errstr, retry);
     free(old_subject);
     if (rc == OUTLOOK_OK) {
-        set_str(m, "applied", hash);
+        meeting_set(m, "applied", hash);
         if (!p->rs->dry_run)
             store_save(p->rs->cfg, "meetings", ical, m);
     }
@@ -738,8 +688,8 @@ apply_gone(pull_t *p, const rsv_mapped_t *room, const char *ical, char **errstr,
     (void)errstr;
     (void)retry;
     m = store_load(p->rs->cfg, "meetings", ical);
-    state = m ? get_str(m, "state") : NULL;
-    if (!m || !state || !get_str(m, "room") || strcasecmp(get_str(m, "room"), room->mailbox) != 0) {
+    state = m ? meeting_str(m, "state") : NULL;
+    if (!m || !state || !meeting_str(m, "room") || strcasecmp(meeting_str(m, "room"), room->mailbox) != 0) {
         apply_note(p, ical, room->mailbox, "gone here; held elsewhere or never booked");
     } else if (strcmp(state, MEETING_ACTIVE) == 0 || strcmp(state, MEETING_LEAVING) == 0) {
         /* another room may hold it now (the organizer changed the room):
@@ -752,7 +702,7 @@ apply_gone(pull_t *p, const rsv_mapped_t *room, const char *ical, char **errstr,
     } else {
         /* refused or cancelled in TOPdesk: nothing in TOPdesk to cancel */
         json_object_object_add(m, "state", json_object_new_string(MEETING_CANCELLED));
-        set_str(m, "applied", "gone");
+        meeting_set(m, "applied", "gone");
         if (!p->rs->dry_run)
             store_save(p->rs->cfg, "meetings", ical, m);
         apply_note(p, ical, room->mailbox, "gone; nothing to cancel");
@@ -771,18 +721,18 @@ apply_left(pull_t *p, const char *ical, const char *mailbox, char **errstr, long
     const char *state;
 
     m = store_load(p->rs->cfg, "meetings", ical);
-    state = m ? get_str(m, "state") : NULL;
-    if (state && strcmp(state, MEETING_LEAVING) == 0 && get_str(m, "room") &&
-        strcasecmp(get_str(m, "room"), mailbox) == 0) {
-        const char *resid = get_str(m, "reservation");
+    state = m ? meeting_str(m, "state") : NULL;
+    if (state && strcmp(state, MEETING_LEAVING) == 0 && meeting_str(m, "room") &&
+        strcasecmp(meeting_str(m, "room"), mailbox) == 0) {
+        const char *resid = meeting_str(m, "reservation");
         int trc = resid ? td_cancel(p, resid, errstr, retry) : TOPDESK_OK;
 
         if (trc == TOPDESK_ERETRY) {
             rc = OUTLOOK_ERETRY;
         } else {
             json_object *tdo = rsv_get(m, "td");
-            td_state_t td = {"cancelled", get_time(tdo, "start"), get_time(tdo, "end"),
-                             get_str(tdo, "location")};
+            td_state_t td = {"cancelled", meeting_time(tdo, "start"), meeting_time(tdo, "end"),
+                             meeting_str(tdo, "location")};
 
             if (trc != TOPDESK_OK) {
                 /* TOPdesk will not cancel it (cancelled already, a facility issued) */
@@ -790,11 +740,11 @@ apply_left(pull_t *p, const char *ical, const char *mailbox, char **errstr, long
                          *errstr ? *errstr : "");
                 free(*errstr);
                 *errstr = NULL;
-                td.status = get_str(tdo, "status");
+                td.status = meeting_str(tdo, "status");
             }
-            set_td(m, &td);
+            meeting_set_td(m, &td);
             json_object_object_add(m, "state", json_object_new_string(MEETING_CANCELLED));
-            set_str(m, "applied", "gone");
+            meeting_set(m, "applied", "gone");
             if (!p->rs->dry_run)
                 store_save(p->rs->cfg, "meetings", ical, m);
             apply_note(p, ical, mailbox, trc == TOPDESK_OK ? "reservation cancelled"
@@ -805,89 +755,4 @@ apply_left(pull_t *p, const char *ical, const char *mailbox, char **errstr, long
     if (lock >= 0)
         close(lock);
     return rc;
-}
-
-/* --- TOPdesk → Outlook, for bookings made in Outlook ------------------------- */
-
-int
-outlook_from_topdesk(rsv_t *rs, json_object *r, json_object *out, char **errstr, long *retry)
-{
-    const char *ical = rsv_link(r, RSV_OUTLOOK_LINK_TYPE), *resid = rsv_str(r, "id");
-    pull_t p = {.rs = rs, .out = out};
-    json_object *m, *tdo;
-    td_state_t now, was;
-    int lock, cancelled;
-    const char *action = "unchanged: tdhook's own write";
-
-    json_object_object_add(out, "reservation", json_object_new_string(resid ? resid : ""));
-    json_object_object_add(out, "origin", json_object_new_string("outlook"));
-    if (!outlook_enabled(rs->cfg)) {
-        json_object_object_add(out, "action",
-                               json_object_new_string("booked in Outlook; direction is not both"));
-        return RESERVATION_OK;
-    }
-    lock = store_lock(rs->cfg, "meetings", ical, 1);
-    m = store_load(rs->cfg, "meetings", ical);
-    if (!m || !get_str(m, "reservation") || !resid ||
-        strcmp(get_str(m, "reservation"), resid) != 0) {
-        action = "booked in Outlook, not known here";
-        goto out;
-    }
-    td_of(r, &now);
-    tdo = rsv_get(m, "td");
-    was = (td_state_t){get_str(tdo, "status"), get_time(tdo, "start"), get_time(tdo, "end"),
-                       get_str(tdo, "location")};
-    cancelled = !td_live(now.status) && td_live(was.status);
-    if (cancelled) {
-        char *comment = text_format(T_OUTLOOK_TD_CANCELLED_DECLINE, NULL);
-        int rc = EXCHANGE_OK;
-
-        if (!rs->dry_run && get_str(m, "room") && get_str(m, "event"))
-            rc = exchange_decline(rs->ex, get_str(m, "room"), get_str(m, "event"), comment, errstr,
-                                  retry);
-        free(comment);
-        if (rc == EXCHANGE_ERETRY)
-            goto retry;
-        if (rc != EXCHANGE_OK) {
-            log_warn("outlook: could not decline %s: %s", ical, *errstr ? *errstr : "");
-            free(*errstr);
-            *errstr = NULL;
-        }
-        mail_organizer(&p, m, T_OUTLOOK_TD_CANCELLED_SUBJECT, T_OUTLOOK_TD_CANCELLED_BODY,
-                       "number", rsv_number(r), NULL);
-        json_object_object_add(m, "state", json_object_new_string(MEETING_TD_CANCELLED));
-        action = "cancelled in TOPdesk: organizer told, room declined";
-    } else if (td_live(now.status) &&
-               (now.start != was.start || now.end != was.end ||
-                (now.location && was.location && strcmp(now.location, was.location) != 0))) {
-        char when[TEXT_TIME_SIZE * 2];
-        const rsv_mapped_t *room;
-        const char *roomname = NULL;
-        pull_t q = {.rs = rs};
-
-        if (store_mapping(&q, 0, errstr, retry) == OUTLOOK_OK &&
-            (room = store_room_at(&q, now.location)))
-            roomname = room->name;
-        free(*errstr);
-        *errstr = NULL;
-        text_span(when, now.start, now.end);
-        mail_organizer(&p, m, T_OUTLOOK_TD_MOVED_SUBJECT, T_OUTLOOK_TD_MOVED_BODY, "number",
-                       rsv_number(r), "new", when, "room", roomname ? roomname : "?", NULL);
-        rsv_mapped_free(q.rooms, q.nrooms);
-        action = "changed in TOPdesk: organizer told";
-    }
-    set_td(m, &now);
-    if (!rs->dry_run)
-        store_save(rs->cfg, "meetings", ical, m);
-out:
-    json_object_object_add(out, "action", json_object_new_string(action));
-    json_object_put(m);
-    if (lock >= 0)
-        close(lock);
-    return RESERVATION_OK;
-retry:
-    json_object_put(m);
-    if (lock >= 0)
-        close(lock);
-    return RESERVATION_ERETRY;
 }

@@ -2,7 +2,8 @@
  *
  *   outlook.c        a pull: each room's change feed read and applied, the
  *                    meetings that left a room, the edge's helpers
- *   outlook_apply.c  one meeting against its TOPdesk reservation, both ways
+ *   outlook_apply.c  one meeting from Outlook against its TOPdesk reservation
+ *   outlook_topdesk.c  an operator's change in TOPdesk told back; the mails
  *   outlook_store.c  what is kept in state_dir/outlook: rooms (feed state,
  *                    subscription), meetings, the subscription index
  *   outlook_subs.c   the notification subscriptions: list, sync, lifecycle
@@ -24,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "core/jobs/outlook.h"
+#include "core/jobs/texts.h"
 #include "core/jobs/reservation_private.h"
 
 /* Meeting states. */
@@ -44,6 +46,26 @@ typedef struct {
     char *reason_body;      /* the cancellation reason as JSON, once made */
     time_t settle_until;    /* > 0: an event is too fresh; pull again then */
 } pull_t;
+
+/* What TOPdesk holds of a reservation, as a meeting's file keeps it. */
+typedef struct {
+    const char *status;
+    time_t start, end;
+    const char *location;
+} td_state_t;
+
+/* outlook_apply.c: a meeting's file and TOPdesk's state */
+const char *meeting_str(json_object *m, const char *key);
+time_t meeting_time(json_object *m, const char *key);
+void meeting_set(json_object *m, const char *key, const char *v);
+void meeting_set_td(json_object *m, const td_state_t *td);
+void td_state_of(json_object *r, td_state_t *td);
+int td_status_live(const char *status);
+
+/* outlook_topdesk.c: queues a mail to the meeting's organizer, the texts
+ * filled with the facts (name, value pairs, NULL-ended) and {when},
+ * {subject}, {room} of the meeting. */
+void mail_organizer(pull_t *p, json_object *m, text_id_t subject, text_id_t body, ...);
 
 /* outlook_store.c */
 char *store_path(const config_t *cfg, const char *dir, const char *key, const char *ext);
