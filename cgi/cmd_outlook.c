@@ -12,35 +12,6 @@
 #include "core/jobs/outlook.h"
 #include "core/queue/queue.h"
 
-static queue_t *
-cmd_outlook_queue(const config_t *cfg)
-{
-    queue_limits_t limits = {cfg->queue.max_jobs, cfg->queue.max_attempts, cfg->queue.retry_base_ms,
-                             cfg->queue.retry_max_ms, cfg->queue.keep_done_ms};
-    char *err = NULL;
-    queue_t *q = queue_open(cfg->state_dir, &limits, &err);
-
-    if (!q) {
-        fprintf(stderr, "tdhook: %s\n", err);
-        free(err);
-    }
-    return q;
-}
-
-static int
-cmd_outlook_done(int rc, json_object *result, char *err, const char *what)
-{
-    if (rc != OUTLOOK_OK) {
-        fprintf(stderr, "tdhook: %s failed: %s\n", what, err ? err : "unknown error");
-        free(err);
-        return rc == OUTLOOK_ERETRY || rc == OUTLOOK_ELATER ? EX_TEMPFAIL : EX_UNAVAILABLE;
-    }
-    puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY |
-                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(result);
-    return EX_OK;
-}
-
 /* The table of `subscriptions list`, for people. */
 static void
 cmd_subs_print(json_object *result)
@@ -103,17 +74,17 @@ cmd_subscriptions(const config_t *cfg, int argc, char **argv)
             json_object_put(result);
             return EX_OK;
         }
-        return cmd_outlook_done(rc, result, err, "subscriptions list");
+        return cmd_finish(rc, result, err, "subscriptions list");
     }
     if (strcmp(what, "sync") != 0) {
         fprintf(stderr, "usage: tdhook subscriptions [list|sync] [--json]\n");
         return EX_USAGE;
     }
-    if (!(q = cmd_outlook_queue(cfg)))
+    if (!(q = cmd_open_queue(cfg)))
         return EX_CANTCREAT;
     rc = outlook_subs_sync(cfg, q, &result, &err, &retry);
     queue_close(q);
-    return cmd_outlook_done(rc, result, err, "subscriptions sync");
+    return cmd_finish(rc, result, err, "subscriptions sync");
 }
 
 int
@@ -136,7 +107,7 @@ cmd_pull(const config_t *cfg, int argc, char **argv)
         else if (strncmp(argv[i], "--room=", 7) == 0)
             room = argv[i] + 7;
     }
-    if (!(q = cmd_outlook_queue(cfg)))
+    if (!(q = cmd_open_queue(cfg)))
         return EX_CANTCREAT;
     /* a booking its room is still processing: wait, as a job would */
     for (int round = 0;; round++) {
@@ -150,5 +121,5 @@ cmd_pull(const config_t *cfg, int argc, char **argv)
                                      retry > 0 ? (retry % 1000) * 1000000L : 0}, NULL);
     }
     queue_close(q);
-    return cmd_outlook_done(rc, result, err, "pull");
+    return cmd_finish(rc, result, err, "pull");
 }

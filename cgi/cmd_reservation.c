@@ -9,9 +9,10 @@
 
 #include "cgi/cmd.h"
 #include "core/queue/queue.h"
+#include "core/jobs/outlook.h"
 #include "core/jobs/reservation.h"
 
-static queue_t *
+queue_t *
 cmd_open_queue(const config_t *cfg)
 {
     queue_limits_t limits = {cfg->queue.max_jobs, cfg->queue.max_attempts, cfg->queue.retry_base_ms,
@@ -26,13 +27,13 @@ cmd_open_queue(const config_t *cfg)
     return q;
 }
 
-static int
+int
 cmd_finish(int rc, json_object *result, char *err, const char *what)
 {
     if (rc != RESERVATION_OK) {
         fprintf(stderr, "tdhook: %s failed: %s\n", what, err ? err : "unknown error");
         free(err);
-        return rc == RESERVATION_ERETRY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+        return rc == RESERVATION_ERETRY || rc == OUTLOOK_ELATER ? EX_TEMPFAIL : EX_UNAVAILABLE;
     }
     puts(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(result);

@@ -197,6 +197,20 @@ rsv_path_of(const char *id, const char *rest)
     return path;
 }
 
+/* One write on reservation resid: method on /tas/api/reservations/<id><rest>
+ * with body, which it puts.  TOPDESK_* codes. */
+static int
+td_action(pull_t *p, const char *method, const char *resid, const char *rest, json_object *body,
+          char **errstr, long *retry)
+{
+    char *path = rsv_path_of(resid, rest);
+    int rc = td_write(p, method, path, body, NULL, errstr, retry);
+
+    json_object_put(body);
+    free(path);
+    return rc;
+}
+
 /* The id of the TOPdesk person whose e-mail is address (exact, then lower
  * case), or NULL.  TOPDESK_* codes. */
 static int
@@ -321,13 +335,7 @@ reason_body(pull_t *p)
 static int
 td_cancel(pull_t *p, const char *resid, char **errstr, long *retry)
 {
-    char *path = rsv_path_of(resid, "/cancel");
-    json_object *body = reason_body(p);
-    int rc = td_write(p, "POST", path, body, NULL, errstr, retry);
-
-    json_object_put(body);
-    free(path);
-    return rc;
+    return td_action(p, "POST", resid, "/cancel", reason_body(p), errstr, retry);
 }
 
 /* --- refusals ----------------------------------------------------------------- */
@@ -545,7 +553,6 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
     json_object *tdo = rsv_get(m, "td");
     const char *resid = meeting_str(m, "reservation"), *from = meeting_str(tdo, "location");
     td_state_t td = {meeting_str(tdo, "status"), meeting_time(tdo, "start"), meeting_time(tdo, "end"), from};
-    char *path;
     int rc;
 
     if (from && strcmp(from, room->location_id) != 0) {
@@ -559,10 +566,7 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
         json_object_object_add(t, "location", tl);
         json_object_object_add(body, "from", f);
         json_object_object_add(body, "to", t);
-        path = rsv_path_of(resid, "/reservedFacilities/move");
-        rc = td_write(p, "POST", path, body, NULL, errstr, retry);
-        json_object_put(body);
-        free(path);
+        rc = td_action(p, "POST", resid, "/reservedFacilities/move", body, errstr, retry);
         if (write_failed(rc))
             goto refused;
         if (rc != TOPDESK_OK)
@@ -578,10 +582,7 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
         iso(ev->end, e, sizeof e);
         json_object_object_add(body, "plannedStartDate", json_object_new_string(s));
         json_object_object_add(body, "plannedEndDate", json_object_new_string(e));
-        path = rsv_path_of(resid, "/reschedule");
-        rc = td_write(p, "POST", path, body, NULL, errstr, retry);
-        json_object_put(body);
-        free(path);
+        rc = td_action(p, "POST", resid, "/reschedule", body, errstr, retry);
         if (write_failed(rc))
             goto refused;
         if (rc != TOPDESK_OK)
@@ -595,10 +596,7 @@ update(pull_t *p, json_object *m, const rsv_mapped_t *room, const exchange_event
 
         json_object_object_add(body, "briefDescription",
                                json_object_new_string(meeting_str(m, "subject")));
-        path = rsv_path_of(resid, "");
-        rc = td_write(p, "PATCH", path, body, NULL, errstr, retry);
-        json_object_put(body);
-        free(path);
+        rc = td_action(p, "PATCH", resid, "", body, errstr, retry);
         if (rc == TOPDESK_ERETRY)
             return OUTLOOK_ERETRY;
         if (rc != TOPDESK_OK) {
