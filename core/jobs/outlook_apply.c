@@ -687,11 +687,15 @@ apply_gone(pull_t *p, const rsv_mapped_t *room, const char *ical, char **errstr,
     (void)retry;
     m = store_load(p->rs->cfg, "meetings", ical);
     state = m ? meeting_str(m, "state") : NULL;
-    if (!m || !state || !meeting_str(m, "room") || strcasecmp(meeting_str(m, "room"), room->mailbox) != 0) {
+    if (!m || !state || !meeting_str(m, "room") ||
+        strcasecmp(meeting_str(m, "room"), room->mailbox) != 0) {
         apply_note(p, ical, room->mailbox, "gone here; held elsewhere or never booked");
-    } else if (strcmp(state, MEETING_ACTIVE) == 0 || strcmp(state, MEETING_LEAVING) == 0) {
-        /* another room may hold it now (the organizer changed the room):
-         * decided once the other rooms are read */
+    } else if (meeting_str(m, "reservation") &&
+               td_status_live(meeting_str(rsv_get(m, "td"), "status")) &&
+               strcmp(state, MEETING_TD_CANCELLED) != 0) {
+        /* a reservation holds it (active, or refused yet held: a conflicting
+         * one, a refused move); another room may hold the meeting now (the
+         * organizer changed the room): decided once the other rooms are read */
         json_object_object_add(m, "state", json_object_new_string(MEETING_LEAVING));
         json_object_object_add(p->leaving, ical, json_object_new_string(room->mailbox));
         if (!p->rs->dry_run)

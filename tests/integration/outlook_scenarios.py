@@ -458,6 +458,76 @@ def sc_notifications_faulty():
     check(kinds(td_writes(ical)) == ["create"], "writes %s" % kinds(td_writes(ical)))
 
 
+def sc_late():
+    """A late notification (3 s behind) ends as a prompt one: the move is
+    applied once."""
+    s, e = slot()
+    ical = book("v101", SANNE, "Laat", s, e)
+    booked(ical)
+    quiet(2)
+    j("POST", EX + "/__fake/outlook/notify", {"delay_ms": 3000})
+    try:
+        s2 = s + timedelta(minutes=15)
+        change("v101", ical, start=s2)
+        wait(lambda: td_time(live_reservation(ical)["plannedStartDate"]) == s2,
+             "the late move")
+        quiet(4)
+    finally:
+        j("POST", EX + "/__fake/outlook/notify", {})
+    check(kinds(td_writes(ical)) == ["create", "reschedule"],
+          "writes %s" % kinds(td_writes(ical)))
+
+
+def sc_refused_move():
+    """TOPdesk refuses a move (the new time is taken): the organizer is
+    told, and with report the reservation stays at its old time."""
+    s, e = slot()
+    ical = book("board", PIET, "Verschuift", s, e)
+    r = booked(ical)
+    quiet(2)
+    s2, e2 = slot()
+    j("POST", TD + "/__fake/reservations", {
+        "plannedStartDate": iso(s2) + "Z", "plannedEndDate": iso(e2) + "Z",
+        "rooms": [location_id("board")], "briefDescription": "Al bezet"})
+    before = len(mails_to(PIET["address"], "is not confirmed"))
+    change("board", ical, start=s2, end=e2)
+    wait(lambda: len(mails_to(PIET["address"], "is not confirmed")) > before,
+         "the organizer's mail")
+    quiet()
+    r2 = live_reservation(ical)
+    check(r2["id"] == r["id"] and td_time(r2["plannedStartDate"]) == s,
+          "the old time stands")
+    check("already taken" in mails_to(PIET["address"], "is not confirmed")[-1], "reason")
+    check(kinds(td_writes(ical)) == ["create"], "writes %s" % kinds(td_writes(ical)))
+
+
+def sc_conflicting():
+    """TOPdesk books a taken room as conflictingPlanned: the organizer is
+    told; with report the conflicting reservation stays."""
+    s, e = slot()
+    j("POST", TD + "/__fake/reservations", {
+        "plannedStartDate": iso(s) + "Z", "plannedEndDate": iso(e) + "Z",
+        "rooms": [location_id("v102")], "briefDescription": "Eerder geboekt"})
+    j("POST", TD + "/__fake/conflicts", {"mode": "conflicting"})
+    before = len(mails_to("sanne.devries@contoso.nl", "is not confirmed"))
+    try:
+        ical = book("v102", SANNE, "Tweede", s, e)
+        wait(lambda: reservations_of(ical), "the reservation")
+        wait(lambda: len(mails_to("sanne.devries@contoso.nl", "is not confirmed")) > before,
+             "the mail")
+    finally:
+        j("POST", TD + "/__fake/conflicts", {"mode": "refuse"})
+    quiet()
+    rs = reservations_of(ical)
+    check(len(rs) == 1 and rs[0]["status"] == "conflictingPlanned", "one conflicting")
+    check("already taken" in mails_to("sanne.devries@contoso.nl", "is not confirmed")[-1],
+          "reason")
+    check(kinds(td_writes(ical)) == ["create"], "writes %s" % kinds(td_writes(ical)))
+    # cancelled in Outlook, the conflicting reservation goes too
+    cancel("v102", ical)
+    wait(lambda: reservations_of(ical)[0]["status"] == "cancelled", "the cancel")
+
+
 def sc_notifications_lost():
     """Every notification lost: the timed resync (10 s here) books it."""
     j("POST", EX + "/__fake/outlook/notify", {"drop": True})
@@ -668,6 +738,8 @@ SCENARIOS = [
     ("move_room", sc_move_room), ("cancel", sc_cancel),
     ("refused", sc_refused), ("td_cancel", sc_td_cancel),
     ("td_move", sc_td_move), ("faulty", sc_notifications_faulty),
+    ("late", sc_late), ("refused_move", sc_refused_move),
+    ("conflicting", sc_conflicting),
     ("lost", sc_notifications_lost), ("delta_gone", sc_delta_gone),
     ("lifecycle", sc_lifecycle), ("renew", sc_renew),
     ("topdesk_made", sc_topdesk_made), ("batch", sc_batch),
