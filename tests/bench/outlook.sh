@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119  # start_nginx and start_tdhook take optional args
 # Bookings made in Outlook: what Graph's side costs and how fast it is.
 #
 #   1. A burst of BURST (5,000) change notifications through nginx to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2119  # start_nginx and start_tdhook take optional args
 # Bookings made in Outlook become TOPdesk reservations (Exchange Online):
 # nginx + `tdhook serve` with reservations.direction: both, the fake
 # TOPdesk (reservation writes, persons by e-mail, a taken room refused),
@@ -13,7 +14,6 @@ top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$top_srcdir/tests/lib.sh"
 
 PY=/usr/bin/python3
-FAKES=$top_srcdir/tests/fakes
 [ -x "$PY" ] || skip "no /usr/bin/python3"
 "$PY" -c 'import aiosmtpd' 2>/dev/null || skip "python3-aiosmtpd is not installed"
 need_test_seams
@@ -57,5 +57,5 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     tail -n 40 "$T/tdhook.log" | sed 's/^/#   /'
 fi
 assert_no_secrets "tdhook serve" "$T/tdhook.log"
-[ "$rc" -eq 0 ] && ok "every scenario passed" || fail "scenarios failed"
+if [ "$rc" -eq 0 ]; then ok "every scenario passed"; else fail "scenarios failed"; fi
 finish
