@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <libxml/parser.h>
 
+#include "core/clients/ews_private.h"
 #include "core/clients/ews_xml.h"
 #include "core/clients/exchange.h"
 #include "core/clients/transport.h"
@@ -38,19 +39,9 @@
 #define EWS_CONNECT_TIMEOUT_MS 10000L
 #define EWS_TIMEOUT_MS 60000L
 
-/* Flags of one call. */
-#define EWS_ONCE 1      /* not idempotent (CreateItem): retry only what was surely not done */
-
-typedef struct {
-    const config_t *cfg;
-    CURL *easy;
-    char *cal_mailbox;      /* the mailbox whose calendar folder id is cached */
-    char *cal_folder;
-} ews_t;
-
 /* --- small helpers ------------------------------------------------------- */
 
-static int
+int
 ews_bad_args(const char *what, char **errstr)
 {
     *errstr = xasprintf("EWS: %s is missing", what);
@@ -136,7 +127,7 @@ ews_scrub(ews_t *e, char **errstr)
  * at most.  flags: EWS_ONCE.  reply is filled whenever the answer was a
  * SOAP response or fault, also on error (free with ews_reply_free());
  * EXCHANGE_OK only with ResponseClass Success or Warning. */
-static int
+int
 ews_call(ews_t *e, const char *op, const char *mailbox, xmlDocPtr doc, int flags,
          ews_reply_t *reply, char **errstr, long *retry_after_ms)
 {
@@ -326,7 +317,7 @@ ews_close(void *impl)
 
 /* The id of mailbox's calendar folder, cached for the last mailbox;
  * borrowed, valid until the next call. */
-static int
+int
 ews_calendar_folder(ews_t *e, const char *mailbox, const char **folder, char **errstr,
                     long *retry_after_ms)
 {
@@ -668,4 +659,9 @@ const exchange_ops_t exchange_ews_ops = {
     .update = ews_update,
     .del = ews_delete,
     .check = ews_check,
+    .feed = ews_feed,
+    .decline = ews_decline,
+    .tag = ews_tag,
+    .subscribe = ews_subscribe,
+    .unsubscribe = ews_unsubscribe,
 };

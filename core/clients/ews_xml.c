@@ -108,14 +108,14 @@ ews_check_node(xmlNodePtr n)
 }
 
 /* A child element with escaped text (NULL text: empty element). */
-static xmlNodePtr
+xmlNodePtr
 ews_add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text)
 {
     return ews_check_node(xmlNewTextChild(parent, ns, BAD_CAST name, BAD_CAST text));
 }
 
 /* A child element with text from outside, made XML-safe first. */
-static xmlNodePtr
+xmlNodePtr
 ews_add_text(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text, int body)
 {
     char *safe = ews_text(text, body ? 1024 * 1024 : 64 * 1024, body);
@@ -125,7 +125,7 @@ ews_add_text(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text,
     return n;
 }
 
-static void
+void
 ews_prop(xmlNodePtr node, const char *name, const char *value)
 {
     char *safe = ews_text(value, 64 * 1024, 0);
@@ -136,7 +136,7 @@ ews_prop(xmlNodePtr node, const char *name, const char *value)
 }
 
 /* The request's envelope; *body is soap:Body, *t and *m the namespaces. */
-static xmlDocPtr
+xmlDocPtr
 ews_envelope(const char *mailbox, xmlNodePtr *body, xmlNsPtr *t, xmlNsPtr *m)
 {
     xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
@@ -163,7 +163,7 @@ ews_envelope(const char *mailbox, xmlNodePtr *body, xmlNsPtr *t, xmlNsPtr *m)
 }
 
 /* t:ExtendedFieldURI of the TopdeskReservationId property. */
-static void
+void
 ews_add_property_uri(xmlNodePtr parent, xmlNsPtr t)
 {
     xmlNodePtr u = ews_add(parent, t, "ExtendedFieldURI", NULL);
@@ -173,14 +173,14 @@ ews_add_property_uri(xmlNodePtr parent, xmlNsPtr t)
     ews_prop(u, "PropertyType", "String");
 }
 
-static void
+void
 ews_add_field(xmlNodePtr parent, xmlNsPtr t, const char *uri)
 {
     ews_prop(ews_add(parent, t, "FieldURI", NULL), "FieldURI", uri);
 }
 
 /* "2025-03-10T09:00:00Z" into buf (32 bytes). */
-static void
+void
 ews_time(time_t when, char *buf, size_t size)
 {
     size_t len;
@@ -200,7 +200,7 @@ ews_add_time(xmlNodePtr parent, xmlNsPtr t, const char *name, time_t when)
     ews_add(parent, t, name, buf);
 }
 
-static void
+void
 ews_add_calendar_folder(xmlNodePtr parent, xmlNsPtr t)
 {
     ews_prop(ews_add(parent, t, "DistinguishedFolderId", NULL), "Id", "calendar");
@@ -410,7 +410,7 @@ ews_serialize(xmlDocPtr doc, size_t *len)
 
 /* --- reading ------------------------------------------------------------- */
 
-static int
+int
 ews_is(xmlNodePtr n, const char *ns, const char *name)
 {
     return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
@@ -419,7 +419,7 @@ ews_is(xmlNodePtr n, const char *ns, const char *name)
 }
 
 /* The first element child named name in ns (ns NULL: any or none). */
-static xmlNodePtr
+xmlNodePtr
 ews_child(xmlNodePtr parent, const char *ns, const char *name)
 {
     if (!parent)
@@ -433,7 +433,7 @@ ews_child(xmlNodePtr parent, const char *ns, const char *name)
     return NULL;
 }
 
-static xmlNodePtr
+xmlNodePtr
 ews_first_element(xmlNodePtr parent)
 {
     for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
@@ -443,7 +443,7 @@ ews_first_element(xmlNodePtr parent)
 }
 
 /* The text of n; allocated, NULL when n is NULL. */
-static char *
+char *
 ews_content(xmlNodePtr n)
 {
     xmlChar *c;
@@ -458,7 +458,7 @@ ews_content(xmlNodePtr n)
 }
 
 /* The attribute name of n; allocated, NULL when absent. */
-static char *
+char *
 ews_attr(xmlNodePtr n, const char *name)
 {
     xmlChar *v;
@@ -641,8 +641,45 @@ ews_item_property(xmlNodePtr item)
     return NULL;
 }
 
+/* What a booking made in Outlook needs besides times and subject: UID,
+ * organizer, the room's own answer, the item's kind and last change. */
+static void
+ews_item_people(xmlNodePtr item, exchange_event_t *ev)
+{
+    xmlNodePtr org = ews_child(ews_child(item, EWS_NS_TYPES, "Organizer"), EWS_NS_TYPES, "Mailbox");
+    char *s;
+
+    ev->modified = -1;
+    ev->ical_uid = ews_content(ews_child(item, EWS_NS_TYPES, "UID"));
+    if (org) {
+        char *routing = ews_content(ews_child(org, EWS_NS_TYPES, "RoutingType"));
+
+        ev->organizer_name = ews_content(ews_child(org, EWS_NS_TYPES, "Name"));
+        ev->organizer = ews_content(ews_child(org, EWS_NS_TYPES, "EmailAddress"));
+        if (routing && strcasecmp(routing, "SMTP") != 0 && ev->organizer &&
+            !strchr(ev->organizer, '@')) {
+            free(ev->organizer);   /* an X.500 address (EX): no e-mail to match */
+            ev->organizer = NULL;
+        }
+        free(routing);
+    }
+    if ((s = ews_content(ews_child(item, EWS_NS_TYPES, "MyResponseType")))) {
+        ev->is_organizer = strcmp(s, "Organizer") == 0;
+        ev->declined = strcmp(s, "Decline") == 0;
+        free(s);
+    }
+    if ((s = ews_content(ews_child(item, EWS_NS_TYPES, "CalendarItemType")))) {
+        ev->recurring = strcmp(s, "Single") != 0;
+        free(s);
+    }
+    if ((s = ews_content(ews_child(item, EWS_NS_TYPES, "LastModifiedTime")))) {
+        ev->modified = exchange_parse_time(s);
+        free(s);
+    }
+}
+
 /* Fills ev from a t:CalendarItem; -1 (ev empty) without an id or times. */
-static int
+int
 ews_item_parse(xmlNodePtr item, exchange_event_t *ev)
 {
     xmlNodePtr idn = ews_child(item, EWS_NS_TYPES, "ItemId");
@@ -673,6 +710,7 @@ ews_item_parse(xmlNodePtr item, exchange_event_t *ev)
     c = ews_content(ews_child(item, EWS_NS_TYPES, "IsCancelled"));
     ev->cancelled = c && (strcmp(c, "true") == 0 || strcmp(c, "1") == 0);
     free(c);
+    ews_item_people(item, ev);
     return 0;
 }
 

@@ -87,6 +87,83 @@ char *ews_reply_parent_folder(const ews_reply_t *r);
 int ews_reply_item_id(const ews_reply_t *r, char **id, char **change_key);
 char *ews_reply_folder_id(const ews_reply_t *r);
 
+/* --- the building blocks, for ews_feed.c and ews_push.c ---------------------- */
+
+/* A request's envelope for mailbox (impersonated); *body is soap:Body. */
+xmlDocPtr ews_envelope(const char *mailbox, xmlNodePtr *body, xmlNsPtr *t, xmlNsPtr *m);
+/* A child element name in ns with text (or NULL); body: keep line breaks. */
+xmlNodePtr ews_add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text);
+xmlNodePtr ews_add_text(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text,
+                        int body);
+void ews_prop(xmlNodePtr node, const char *name, const char *value);
+void ews_add_field(xmlNodePtr parent, xmlNsPtr t, const char *uri);
+void ews_add_property_uri(xmlNodePtr parent, xmlNsPtr t);
+void ews_add_calendar_folder(xmlNodePtr parent, xmlNsPtr t);
+/* "2025-03-10T09:00:00Z" into buf (32 bytes). */
+void ews_time(time_t when, char *buf, size_t size);
+int ews_is(xmlNodePtr n, const char *ns, const char *name);
+xmlNodePtr ews_child(xmlNodePtr parent, const char *ns, const char *name);
+xmlNodePtr ews_first_element(xmlNodePtr parent);
+/* Text content / attribute, allocated or NULL. */
+char *ews_content(xmlNodePtr n);
+char *ews_attr(xmlNodePtr n, const char *name);
+/* Fills ev from a t:CalendarItem; -1 (ev empty) without an id or times. */
+int ews_item_parse(xmlNodePtr item, exchange_event_t *ev);
+
+/* --- bookings made in Outlook (ews_feed.c) ------------------------------------ */
+
+#define EWS_SYNC_MAX 512       /* MaxChangesReturned: the schema's most */
+#define EWS_GET_MAX 10         /* items in one GetItem */
+
+/* SyncFolderItems of mailbox's calendar from state (NULL: the start),
+ * ids only. */
+xmlDocPtr ews_build_sync(const char *mailbox, const char *state);
+/* GetItem of ids[0..n) with what a booking made in Outlook needs: subject,
+ * times, organizer, UID, the room's answer, kind, last change, the tag. */
+xmlDocPtr ews_build_get_many(const char *mailbox, char *const *ids, size_t n);
+/* CreateItem of a t:DeclineItem of id with comment, sent to the organizer. */
+xmlDocPtr ews_build_decline(const char *mailbox, const char *id, const char *change_key,
+                            const char *comment);
+/* UpdateItem setting the TopdeskReservationId property of id. */
+xmlDocPtr ews_build_tag(const char *mailbox, const char *id, const char *change_key,
+                        const char *reservation_id);
+/* Subscribe: push notifications of mailbox's calendar to url, a status
+ * heartbeat every frequency minutes (1 to 1440). */
+xmlDocPtr ews_build_subscribe(const char *mailbox, const char *url, int frequency);
+
+/* One SyncFolderItems answer: the new state, whether it was the last page,
+ * and the changed items: created or updated ids (to read with GetItem)
+ * and deleted ids.  Allocated; free with ews_sync_free(). */
+typedef struct {
+    char *state;
+    int last;
+    char **changed;
+    size_t nchanged;
+    char **deleted;
+    size_t ndeleted;
+} ews_sync_t;
+int ews_reply_sync(const ews_reply_t *r, ews_sync_t *out);
+void ews_sync_free(ews_sync_t *s);
+/* The SubscriptionId of a Subscribe answer; allocated or NULL. */
+char *ews_reply_subscription(const ews_reply_t *r);
+
+/* --- push notifications Exchange sends to tdhook (ews_push.c) ----------------- */
+
+/* What one SendNotification says. */
+typedef struct {
+    char subscription[256];  /* the SubscriptionId, "" when none */
+    int events;              /* item events (created, modified, ...) */
+    int status;              /* StatusEvents (heartbeats) */
+} ews_push_t;
+/* 0 when data is a SOAP SendNotification (p filled), -1 otherwise.
+ * Documents with a DTD are refused; nothing is fetched. */
+int ews_push_parse(const char *data, size_t len, ews_push_t *p);
+/* The SOAP answer: SendNotificationResult with OK or Unsubscribe;
+ * allocated text. */
+char *ews_push_answer(int keep);
+/* A SOAP 1.1 fault (soap:Client) with text; allocated. */
+char *ews_push_fault(const char *text);
+
 /* s with control characters removed (line breaks and tabs become one
  * space), invalid UTF-8 as '?', at most max bytes; allocated. */
 char *ews_clean(const char *s, size_t max);

@@ -408,6 +408,77 @@ test_schema_requests(void **state)
     assert_valid(f, ews_build_update(ROOM1, "AAMkAGI2TG93AAA=", NULL, &ugly),
                  "UpdateItem without a ChangeKey");
     assert_valid(f, ews_build_delete(ROOM1, "AAMkAGI2TG93AAA="), "DeleteItem");
+    {
+        char *ids[] = {"AAMkAGI2TG93AAA=", "AAMkAGI2TG94AAA="};
+
+        assert_valid(f, ews_build_sync(ROOM1, NULL), "SyncFolderItems from the start");
+        assert_valid(f, ews_build_sync(ROOM1, "H4sIAAAAAAAEAO29B2AcSZY="), "SyncFolderItems");
+        assert_valid(f, ews_build_get_many(ROOM1, ids, 2), "GetItem of two, Outlook fields");
+        assert_valid(f, ews_build_decline(ROOM1, ids[0], "DwAAABYAAAA", "Taken <odd> & \"x\""),
+                     "CreateItem of a DeclineItem");
+        assert_valid(f, ews_build_decline(ROOM1, ids[0], NULL, NULL), "DeclineItem, bare");
+        assert_valid(f, ews_build_tag(ROOM1, ids[0], NULL, b.reservation_id),
+                     "UpdateItem of the tag");
+        assert_valid(f, ews_build_subscribe(ROOM1, "https://h.example.com/hooks/ews/k3y", 5),
+                     "Subscribe (push)");
+    }
+}
+
+/* Exchange's push requests are read; anything else is refused, never
+ * fetched from the network. */
+static void
+test_push_parse(void **state)
+{
+    const char *good =
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+        "<soap:Envelope xmlns:soap=\"" EWS_NS_SOAP "\"><soap:Body>"
+        "<m:SendNotification xmlns:m=\"" EWS_NS_MESSAGES "\" xmlns:t=\"" EWS_NS_TYPES "\">"
+        "<m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass=\"Success\">"
+        "<m:ResponseCode>NoError</m:ResponseCode><m:Notification>"
+        "<t:SubscriptionId>c3ViLTE=</t:SubscriptionId><t:PreviousWatermark>AA==</t:PreviousWatermark>"
+        "<t:MoreEvents>false</t:MoreEvents>"
+        "<t:ModifiedEvent><t:Watermark>AB==</t:Watermark><t:TimeStamp>2026-12-08T09:00:00Z"
+        "</t:TimeStamp><t:ItemId Id=\"AAMk\" ChangeKey=\"Dw\"/><t:ParentFolderId Id=\"AQMk\"/>"
+        "</t:ModifiedEvent><t:CreatedEvent><t:Watermark>AC==</t:Watermark>"
+        "<t:TimeStamp>2026-12-08T09:00:01Z</t:TimeStamp><t:ItemId Id=\"AAMl\"/>"
+        "<t:ParentFolderId Id=\"AQMk\"/></t:CreatedEvent>"
+        "</m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages>"
+        "</m:SendNotification></soap:Body></soap:Envelope>";
+    const char *status =
+        "<soap:Envelope xmlns:soap=\"" EWS_NS_SOAP "\"><soap:Body>"
+        "<m:SendNotification xmlns:m=\"" EWS_NS_MESSAGES "\" xmlns:t=\"" EWS_NS_TYPES "\">"
+        "<m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass=\"Success\">"
+        "<m:ResponseCode>NoError</m:ResponseCode><m:Notification>"
+        "<t:SubscriptionId>c3ViLTE=</t:SubscriptionId><t:PreviousWatermark>AC==</t:PreviousWatermark>"
+        "<t:MoreEvents>false</t:MoreEvents><t:StatusEvent><t:Watermark>AC==</t:Watermark>"
+        "</t:StatusEvent></m:Notification></m:SendNotificationResponseMessage>"
+        "</m:ResponseMessages></m:SendNotification></soap:Body></soap:Envelope>";
+    const char *dtd = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM "
+                      "\"file:///etc/passwd\">]><x>&e;</x>";
+    ews_push_t p;
+    char *a;
+
+    (void)state;
+    assert_int_equal(ews_push_parse(good, strlen(good), &p), 0);
+    assert_string_equal(p.subscription, "c3ViLTE=");
+    assert_int_equal(p.events, 2);
+    assert_int_equal(p.status, 0);
+    assert_int_equal(ews_push_parse(status, strlen(status), &p), 0);
+    assert_int_equal(p.events, 0);
+    assert_int_equal(p.status, 1);
+    assert_int_equal(ews_push_parse(dtd, strlen(dtd), &p), -1);
+    assert_int_equal(ews_push_parse("<a>", 3, &p), -1);
+    assert_int_equal(ews_push_parse("", 0, &p), -1);
+    assert_int_equal(ews_push_parse(good, strlen(good) / 2, &p), -1);
+    a = ews_push_answer(1);
+    assert_non_null(strstr(a, "<m:SubscriptionStatus>OK</m:SubscriptionStatus>"));
+    free(a);
+    a = ews_push_answer(0);
+    assert_non_null(strstr(a, "<m:SubscriptionStatus>Unsubscribe</m:SubscriptionStatus>"));
+    free(a);
+    a = ews_push_fault("not <a> SendNotification & more");
+    assert_non_null(strstr(a, "not &lt;a&gt; SendNotification &amp; more"));
+    free(a);
 }
 
 /* The validator is strict: order, version and impersonation matter. */
@@ -885,6 +956,7 @@ main(void)
     const struct CMUnitTest schema_tests[] = {
         cmocka_unit_test(test_schema_requests),
         cmocka_unit_test(test_schema_rejects),
+        cmocka_unit_test(test_push_parse),
     };
     const struct CMUnitTest xml_tests[] = {
         cmocka_unit_test(test_envelope_headers),
