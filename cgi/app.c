@@ -8,6 +8,7 @@
 
 #include "cgi/app.h"
 #include "cgi/auth.h"
+#include "core/clients/ews_xml.h"
 #include "core/jobs/outlook.h"
 #include "core/util/log.h"
 #include "core/util/metrics.h"
@@ -34,6 +35,7 @@ struct app_route {
     const char *kind;      /* job kind for hooks; NULL: no job */
     int quiet;             /* logged at debug level when it succeeds */
     app_handler_fn handle;
+    const char *shown;     /* logged as this: the path's tail is a secret; NULL: the path */
 };
 
 static void app_hook(app_t *app, const app_route_t *r, const app_request_t *req,
@@ -46,17 +48,20 @@ static void app_metrics(app_t *app, const app_route_t *r, const app_request_t *r
                         app_response_t *res);
 static void app_graph(app_t *app, const app_route_t *r, const app_request_t *req,
                       app_response_t *res);
+static void app_ews(app_t *app, const app_route_t *r, const app_request_t *req,
+                    app_response_t *res);
 
 /* The routes of DESIGN.md. */
 static const app_route_t app_routes[] = {
-    {"/hooks/stock-check", "POST", AUTH_TOKEN, "/hooks/stock-check", "stock-check", 0, app_hook},
-    {"/hooks/reservation", "POST", AUTH_TOKEN, "/hooks/reservation", "reservation", 0, app_hook},
-    {"/hooks/reconcile", "POST", AUTH_TOKEN, "/hooks/reconcile", "reconcile", 0, app_hook},
-    {"/hooks/graph", "POST", AUTH_NONE, "/hooks/graph", NULL, 1, app_graph},
-    {"/hooks/graph/lifecycle", "POST", AUTH_NONE, "/hooks/graph/lifecycle", NULL, 0, app_graph},
-    {"/jobs/", "GET", AUTH_TOKEN, "/jobs", NULL, 0, app_job},
-    {"/healthz", "GET", AUTH_NONE, "/healthz", NULL, 1, app_healthz},
-    {"/metrics", "GET", AUTH_NONE, "/metrics", NULL, 1, app_metrics},
+    {"/hooks/stock-check", "POST", AUTH_TOKEN, "/hooks/stock-check", "stock-check", 0, app_hook, NULL},
+    {"/hooks/reservation", "POST", AUTH_TOKEN, "/hooks/reservation", "reservation", 0, app_hook, NULL},
+    {"/hooks/reconcile", "POST", AUTH_TOKEN, "/hooks/reconcile", "reconcile", 0, app_hook, NULL},
+    {"/hooks/graph", "POST", AUTH_NONE, "/hooks/graph", NULL, 1, app_graph, NULL},
+    {"/hooks/graph/lifecycle", "POST", AUTH_NONE, "/hooks/graph/lifecycle", NULL, 0, app_graph, NULL},
+    {"/hooks/ews/", "POST", AUTH_NONE, "/hooks/ews", NULL, 1, app_ews, "/hooks/ews/<key>"},
+    {"/jobs/", "GET", AUTH_TOKEN, "/jobs", NULL, 0, app_job, NULL},
+    {"/healthz", "GET", AUTH_NONE, "/healthz", NULL, 1, app_healthz, NULL},
+    {"/metrics", "GET", AUTH_NONE, "/metrics", NULL, 1, app_metrics, NULL},
 };
 
 void
@@ -151,6 +156,14 @@ app_route_label(const char *path)
     const app_route_t *r = path ? app_find(path) : NULL;
 
     return r ? r->label : "other";
+}
+
+const char *
+app_route_shown(const char *path)
+{
+    const app_route_t *r = path ? app_find(path) : NULL;
+
+    return r && r->shown ? r->shown : path;
 }
 
 int
@@ -793,6 +806,58 @@ app_graph(app_t *app, const app_route_t *r, const app_request_t *req, app_respon
     }
     json_object_put(items);
     json_object_put(rooms);
+}
+
+/* EWS push notifications: the URL's key names the subscription (Exchange
+ * does not authenticate its pushes); a push for a key tdhook keeps queues
+ * a read of its room and is answered OK, any other is answered
+ * Unsubscribe, which ends that subscription.  Not a SendNotification: a
+ * SOAP fault with 400. */
+static void
+app_ews(app_t *app, const app_route_t *r, const app_request_t *req, app_response_t *res)
+{
+    const char *key = req->path + strlen(r->path);
+    char *mailbox = NULL, *answer;
+    ews_push_t push;
+    int keep, queued, rc = QUEUE_OK;
+
+    res->content_type = "text/xml; charset=utf-8";
+    if (ews_push_parse(req->body, req->body_len, &push) != 0) {
+        answer = ews_push_fault("the body is not a SOAP SendNotification of Exchange Web Services");
+        res->status = 400;
+        buf_puts(&res->body, answer);
+        free(answer);
+        metrics_notification(NOTIFY_FAILED, 1);
+        return;
+    }
+    keep = outlook_enabled(app->cfg) &&
+           outlook_sub_check(app->cfg, key, push.subscription, &mailbox);
+    if (!keep) {
+        metrics_notification(NOTIFY_FORBIDDEN, 1);
+    } else if (push.events > 0) {
+        if (!app->queue)
+            rc = QUEUE_EIO;
+        else
+            rc = outlook_want_pull(app->cfg, app->queue, mailbox, &queued);
+        if (rc == QUEUE_OK)
+            metrics_notification(queued ? NOTIFY_QUEUED : NOTIFY_COALESCED, 1);
+    } else {
+        metrics_notification(NOTIFY_HEARTBEAT, 1);
+    }
+    free(mailbox);
+    if (rc != QUEUE_OK) {
+        /* not stored: Exchange sends it again */
+        metrics_notification(NOTIFY_FAILED, 1);
+        answer = ews_push_fault("the notification could not be stored; send it again");
+        res->status = 503;
+        buf_puts(&res->body, answer);
+        free(answer);
+        return;
+    }
+    answer = ews_push_answer(keep);
+    res->status = 200;
+    buf_puts(&res->body, answer);
+    free(answer);
 }
 
 void

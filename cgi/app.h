@@ -80,5 +80,8 @@ const char *app_route_label(const char *path);
 /* 1 when a successful request of path is logged at debug level only
  * (/healthz, /metrics: scraped often). */
 int app_route_quiet(const char *path);
+/* The path as a log line may show it: a route whose tail is a secret
+ * (/hooks/ews/<key>) gives its pattern.  Borrowed. */
+const char *app_route_shown(const char *path);
 
 #endif

@@ -31,6 +31,8 @@ cmd_subs_print(json_object *result)
         if (json_object_object_get_ex(o, "expires", &v)) {
             time_t t = (time_t)json_object_get_int64(v);
             strftime(exp, sizeof exp, "%Y-%m-%d %H:%M", localtime(&t));
+        } else if (json_object_object_get_ex(o, "id", &v)) {
+            snprintf(exp, sizeof exp, "(heartbeat)");
         }
         if (json_object_object_get_ex(o, "last_notification", &v)) {
             time_t t = (time_t)json_object_get_int64(v);

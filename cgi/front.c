@@ -192,17 +192,17 @@ static int
 front_end(front_req_t *f)
 {
     const app_response_t *res = &f->res;
-    const char *method = f->req.method, *path = f->path;
+    const char *method = f->req.method, *path = app_route_shown(f->path);
     int status = res->status;
 
     front_send(&f->io, res, f->rid, method && strcmp(method, "HEAD") == 0);
-    metrics_request(app_route_label(path), status);
+    metrics_request(app_route_label(f->path), status);
     if (status >= 400)
         log_warn("%s %s %d %.*s", method ? method : "-", path, status,
                  (int)(res->body.len && buf_str(&res->body)[res->body.len - 1] == '\n'
                            ? res->body.len - 1 : res->body.len),
                  buf_str(&res->body));
-    else if (app_route_quiet(path))
+    else if (app_route_quiet(f->path))
         log_debug("%s %s %d", method, path, status);
     else
         log_info("%s %s %d %.*s", method, path, status,

@@ -664,10 +664,9 @@ config_load_buffer(const char *name, const char *data, size_t len,
     walk_section(&c, root_fields, root && root->type == NODE_MAPPING ? root : NULL,
                  line, NULL);
     if (!c.err && c.p->cfg.reservations.direction == DIRECTION_BOTH &&
-        c.p->cfg.reservations.exchange != EXCHANGE_GRAPH)
+        c.p->cfg.reservations.exchange == EXCHANGE_NONE)
         ctx_fail(&c, line, "reservations.direction",
-                 "both needs reservations.exchange: graph (Outlook bookings from EWS are not "
-                 "supported yet)");
+                 "both needs reservations.exchange: graph or ews");
     if (c.err)
         goto out;
     *out = &c.p->cfg;

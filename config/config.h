@@ -113,6 +113,7 @@ typedef struct {
         char *username;
         char *password;            /* secret */
         config_ews_auth_t auth;
+        long status_frequency_ms;  /* 5 min: a push subscription's heartbeat (1 min to 1 day) */
     } ews;
 
     struct {

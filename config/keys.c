@@ -117,6 +117,7 @@ static const field_t ews_fields[] = {
     STR("username", ews.username, FL_REQ_EWS, NULL),
     SECRET("password", ews.password, FL_REQ_EWS, SLOT_EWS),
     ENUM("auth", ews.auth, ews_auth_vals, "ntlm"),
+    DURATION("status_frequency", ews.status_frequency_ms, 60000, "5m"),
     END};
 
 static const field_t queue_fields[] = {

@@ -42,17 +42,39 @@ looks_like_id(const char *s)
     return n == 36;
 }
 
-/* The validation round Graph makes when it subscribes, sent to
- * callback_url/hooks/graph from here: nginx and tdhook must echo it. */
+/* One POST of body (content type ctype) to url; the answer in *r. */
+static void
+doctor_post(const char *url, const char *ctype, const char *body, transport_resp_t *r)
+{
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char *hdr = xasprintf("Content-Type: %s", ctype);
+
+    transport_resp_init(r, 4096);
+    transport_setup(e, "http,https", 10000, 10000);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    h = transport_header(h, hdr);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    transport_bind(e, r);
+    transport_perform(e, r, PEER_GRAPH);
+    transport_headers_free(h);
+    curl_easy_cleanup(e);
+    free(hdr);
+}
+
+/* What Exchange would send: Graph's validation round to /hooks/graph, or
+ * an EWS push for a key nobody holds to /hooks/ews/ (answered
+ * Unsubscribe); nginx and tdhook must answer as Exchange wants. */
 static void
 doctor_callback(doctor_list_t *l, const config_t *cfg)
 {
     const char *base = cfg->reservations.outlook.callback_url;
+    int ews = cfg->reservations.exchange == EXCHANGE_EWS;
     unsigned char raw[8];
-    char token[64], *url;
-    CURL *e;
+    char token[64], *url, *body = NULL, *route;
     transport_resp_t r;
-    struct curl_slist *h = NULL;
+    int answered;
 
     if (!cfg->reservations.outlook.notifications) {
         doctor_add(l, DOCTOR_OK, "outlook.callback", "notifications are off: the room calendars "
@@ -63,38 +85,53 @@ doctor_callback(doctor_list_t *l, const config_t *cfg)
         memset(raw, 7, sizeof raw);
     snprintf(token, sizeof token, "tdhook doctor %02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1],
              raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
-    url = xasprintf("%s/hooks/graph?validationToken=tdhook%%20doctor%%20%s", base, token + 14);
-    e = curl_easy_init();
-    transport_resp_init(&r, 4096);
-    transport_setup(e, "http,https", 10000, 10000);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    h = transport_header(h, "Content-Type: text/plain; charset=utf-8");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-    transport_bind(e, &r);
-    transport_perform(e, &r, PEER_GRAPH);
+    if (ews) {
+        route = xasprintf("%s/hooks/ews/", base);
+        url = xasprintf("%sdoctor-%s", route, token + 14);
+        body = xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap="
+                         "\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>"
+                         "<m:SendNotification xmlns:m=\"http://schemas.microsoft.com/exchange/"
+                         "services/2006/messages\" xmlns:t=\"http://schemas.microsoft.com/"
+                         "exchange/services/2006/types\"><m:ResponseMessages>"
+                         "<m:SendNotificationResponseMessage ResponseClass=\"Success\">"
+                         "<m:ResponseCode>NoError</m:ResponseCode><m:Notification>"
+                         "<t:SubscriptionId>doctor</t:SubscriptionId><t:PreviousWatermark>AA=="
+                         "</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:StatusEvent>"
+                         "<t:Watermark>AA==</t:Watermark></t:StatusEvent></m:Notification>"
+                         "</m:SendNotificationResponseMessage></m:ResponseMessages>"
+                         "</m:SendNotification></soap:Body></soap:Envelope>");
+        doctor_post(url, "text/xml; charset=utf-8", body, &r);
+        answered = r.cc == CURLE_OK && r.status == 200 && strstr(buf_str(&r.body), "Unsubscribe");
+    } else {
+        route = xasprintf("%s/hooks/graph", base);
+        url = xasprintf("%s?validationToken=tdhook%%20doctor%%20%s", route, token + 14);
+        doctor_post(url, "text/plain; charset=utf-8", "", &r);
+        answered = r.cc == CURLE_OK && r.status == 200 && strcmp(buf_str(&r.body), token) == 0;
+    }
     if (r.cc != CURLE_OK) {
         char why[CURL_ERROR_SIZE + 160];
 
-        doctor_add(l, DOCTOR_FAIL, "outlook.callback", "%s/hooks/graph cannot be reached: %s; "
-                   "reservations.outlook.callback_url must be the public HTTPS address of this "
-                   "nginx, with a certificate Microsoft trusts", base,
-                   transport_error_text(&r, why, sizeof why));
-    } else if (r.status != 200 || strcmp(buf_str(&r.body), token) != 0) {
-        doctor_add(l, DOCTOR_FAIL, "outlook.callback", "%s/hooks/graph answered %ld, not the "
-                   "validation token: the callback URL does not lead to this tdhook (check the "
-                   "nginx location and reservations.outlook.callback_url)", base, r.status);
-    } else if (strncasecmp(base, "https://", 8) != 0) {
+        doctor_add(l, DOCTOR_FAIL, "outlook.callback", "%s cannot be reached: %s; "
+                   "reservations.outlook.callback_url must be the address of this nginx as %s "
+                   "reaches it%s", route, transport_error_text(&r, why, sizeof why),
+                   ews ? "the Exchange servers" : "Microsoft",
+                   ews ? "" : " (public HTTPS, with a certificate Microsoft trusts)");
+    } else if (!answered) {
+        doctor_add(l, DOCTOR_FAIL, "outlook.callback", "%s answered %ld, not as %s wants: the "
+                   "callback URL does not lead to this tdhook (check the nginx location and "
+                   "reservations.outlook.callback_url)", route, r.status,
+                   ews ? "Exchange" : "Graph");
+    } else if (!ews && strncasecmp(base, "https://", 8) != 0) {
         doctor_add(l, DOCTOR_WARN, "outlook.callback", "%s answers the validation round, but "
                    "Microsoft Graph sends notifications only to https:// addresses", base);
     } else {
-        doctor_add(l, DOCTOR_OK, "outlook.callback", "%s/hooks/graph answers Graph's validation "
-                   "round", base);
+        doctor_add(l, DOCTOR_OK, "outlook.callback", "%s answers %s", route,
+                   ews ? "Exchange's push notifications" : "Graph's validation round");
     }
-    transport_headers_free(h);
     transport_resp_free(&r);
-    curl_easy_cleanup(e);
     free(url);
+    free(route);
+    free(body);
 }
 
 /* Every mapped room has a live subscription. */
@@ -118,12 +155,12 @@ doctor_subscriptions(doctor_list_t *l, const config_t *cfg)
     json_object_object_get_ex(res, "subscriptions", &list);
     n = list ? json_object_array_length(list) : 0;
     for (size_t i = 0; i < n; i++) {
-        json_object *o = json_object_array_get_idx(list, i), *exp;
+        json_object *o = json_object_array_get_idx(list, i), *exp, *ok;
         time_t t = json_object_object_get_ex(o, "expires", &exp) ? json_object_get_int64(exp) : 0;
 
-        if (t > now) {
+        if (json_object_object_get_ex(o, "live", &ok) && json_object_get_boolean(ok)) {
             live++;
-            if (!first || t < first)
+            if (t > now && (!first || t < first))
                 first = t;
         } else {
             buf_printf(&missing, "%s%s", missing.len ? ", " : "", str_of(o, "mailbox"));
@@ -135,7 +172,10 @@ doctor_subscriptions(doctor_list_t *l, const config_t *cfg)
         doctor_add(l, DOCTOR_FAIL, "outlook.subscriptions", "%zu of %zu rooms have no live "
                    "subscription (%s): is tdhook serve running? tdhook subscriptions sync "
                    "makes them now and says why one fails", n - live, n, buf_str(&missing));
-    else {
+    else if (!first) {
+        doctor_add(l, DOCTOR_OK, "outlook.subscriptions", "all %zu rooms are subscribed and "
+                   "their heartbeats arrive", n);
+    } else {
         char when[32];
 
         strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&first));
@@ -148,7 +188,7 @@ doctor_subscriptions(doctor_list_t *l, const config_t *cfg)
 
 /* The change feed of one mapped room can be read: Calendars.Read. */
 static void
-doctor_feed(doctor_list_t *l, const config_t *cfg, exchange_t *ex, const char *mailbox)
+doctor_feed(doctor_list_t *l, exchange_t *ex, const char *mailbox)
 {
     exchange_event_t *evs = NULL;
     size_t n = 0;
@@ -157,7 +197,6 @@ doctor_feed(doctor_list_t *l, const config_t *cfg, exchange_t *ex, const char *m
     time_t now = time(NULL);
     int rc = exchange_feed(ex, mailbox, NULL, now, now + 3600, &evs, &n, &state, &err, &ra);
 
-    (void)cfg;
     if (rc == EXCHANGE_OK)
         doctor_add(l, DOCTOR_OK, "outlook.read", "the change feed of %s can be read", mailbox);
     else
@@ -243,10 +282,13 @@ doctor_outlook(doctor_list_t *l, const config_t *cfg)
 
     doctor_callback(l, cfg);
     doctor_subscriptions(l, cfg);
-    if (ex && outlook_subs_list(cfg, &res, &err) == OUTLOOK_OK &&
+    /* Graph needs Calendars.Read for the feed; EWS reads it with the
+     * impersonation the exchange.mailboxes line checked already */
+    if (ex && cfg->reservations.exchange == EXCHANGE_GRAPH &&
+        outlook_subs_list(cfg, &res, &err) == OUTLOOK_OK &&
         json_object_object_get_ex(res, "subscriptions", &list) &&
         json_object_array_length(list) > 0)
-        doctor_feed(l, cfg, ex, str_of(json_object_array_get_idx(list, 0), "mailbox"));
+        doctor_feed(l, ex, str_of(json_object_array_get_idx(list, 0), "mailbox"));
     doctor_topdesk_refs(l, cfg, td);
     json_object_put(res);
     free(err);

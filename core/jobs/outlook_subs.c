@@ -55,14 +55,58 @@ sub_minutes(void)
     return testseam_number("TDHOOK_TEST_SUB_MINUTES", 100000, SUB_MINUTES, &cache);
 }
 
+/* 1 when the backend's subscriptions are EWS push ones: they do not
+ * expire; a heartbeat (StatusEvent) tells they live, and the URL's key
+ * says which one a push is for. */
+static int
+sub_push(const exchange_t *ex)
+{
+    return strcmp(exchange_name(ex), "ews") == 0;
+}
+
+/* What a subscription is found by when something arrives: Graph's
+ * subscription id, or EWS's URL key (kept as client_state). */
+static const char *
+sub_index_key(json_object *sub)
+{
+    const char *backend = rsv_str(sub, "backend");
+
+    return backend && strcmp(backend, "ews") == 0 ? rsv_str(sub, "client_state")
+                                                 : rsv_str(sub, "id");
+}
+
+/* EWS: the minutes between two heartbeats. */
+static long
+sub_frequency(const config_t *cfg)
+{
+    long m = cfg->ews.status_frequency_ms / 60000;
+
+    return m < 1 ? 1 : m > 1440 ? 1440 : m;
+}
+
+/* EWS: 1 when room's push subscription has been silent for twice its
+ * heartbeat (no notification, not even a StatusEvent). */
+static int
+sub_silent(const config_t *cfg, const char *mailbox, json_object *sub, time_t now)
+{
+    char *seen = store_path(cfg, "seen", mailbox, "");
+    struct stat sb;
+    time_t last = (time_t)json_object_get_int64(rsv_get(sub, "created"));
+
+    if (stat(seen, &sb) == 0 && sb.st_mtime > last)
+        last = sb.st_mtime;
+    free(seen);
+    return now - last > 2 * 60 * sub_frequency(cfg);
+}
+
 /* Forgets room st's subscription (and its index entry). */
 static void
 sub_forget(const config_t *cfg, json_object *st)
 {
-    const char *id = rsv_str(rsv_get(st, "sub"), "id");
+    const char *key = sub_index_key(rsv_get(st, "sub"));
 
-    if (id)
-        store_sub_index(cfg, id, NULL, NULL);
+    if (key)
+        store_sub_index(cfg, key, NULL, NULL);
     json_object_object_del(st, "sub");
 }
 
@@ -81,9 +125,16 @@ sub_create(pull_t *p, const rsv_mapped_t *room, json_object *st, char **errstr, 
         *errstr = xstrdup("no random numbers for a clientState");
         return OUTLOOK_ERETRY;
     }
-    url = xasprintf("%s/hooks/graph", cfg->reservations.outlook.callback_url);
-    life = xasprintf("%s/hooks/graph/lifecycle", cfg->reservations.outlook.callback_url);
-    rc = exchange_subscribe(p->rs->ex, room->mailbox, url, life, secret, sub_minutes(), &sub,
+    if (sub_push(p->rs->ex)) {
+        /* Exchange does not sign its pushes: the URL's secret key is the proof */
+        url = xasprintf("%s/hooks/ews/%s", cfg->reservations.outlook.callback_url, secret);
+        life = NULL;
+    } else {
+        url = xasprintf("%s/hooks/graph", cfg->reservations.outlook.callback_url);
+        life = xasprintf("%s/hooks/graph/lifecycle", cfg->reservations.outlook.callback_url);
+    }
+    rc = exchange_subscribe(p->rs->ex, room->mailbox, url, life, secret,
+                            sub_push(p->rs->ex) ? sub_frequency(cfg) : sub_minutes(), &sub,
                             errstr, retry);
     free(url);
     free(life);
@@ -100,7 +151,10 @@ sub_create(pull_t *p, const rsv_mapped_t *room, json_object *st, char **errstr, 
                                              (int64_t)(sub.expires - time(NULL) + 59) / 60));
     sub_forget(cfg, st);
     json_object_object_add(st, "sub", o);
-    store_sub_index(cfg, sub.id, room->mailbox, secret);
+    if (sub_push(p->rs->ex))
+        store_sub_index(cfg, secret, room->mailbox, sub.id);
+    else
+        store_sub_index(cfg, sub.id, room->mailbox, secret);
     explicit_bzero(secret, sizeof secret);
     free(sub.id);
     if (outlook_want_pull(cfg, p->rs->q, room->mailbox, &queued) != QUEUE_OK)
@@ -133,6 +187,12 @@ sub_room(pull_t *p, const rsv_mapped_t *room, char **errstr, long *retry)
                 sub_forget(cfg, st);
                 apply_note(p, NULL, room->mailbox, "unsubscribed: notifications are off");
             }
+        }
+    } else if (sub_push(p->rs->ex)) {
+        if (!sub || sub_silent(cfg, room->mailbox, sub, now)) {
+            if (sub)
+                apply_note(p, NULL, room->mailbox, "silent: subscribing anew");
+            rc = sub_create(p, room, st, errstr, retry);
         }
     } else if (!sub || expires <= now + 60) {
         rc = sub_create(p, room, st, errstr, retry);
@@ -296,8 +356,14 @@ outlook_subs_list(const config_t *cfg, json_object **result, char **errstr)
         json_object_object_add(o, "mailbox", json_object_new_string(p.rooms[i].mailbox));
         json_object_object_add(o, "backend", json_object_new_string(exchange_name(rs.ex)));
         if (sub) {
+            time_t exp = (time_t)json_object_get_int64(rsv_get(sub, "expires"));
+
             json_object_object_add(o, "id", json_object_get(rsv_get(sub, "id")));
-            json_object_object_add(o, "expires", json_object_get(rsv_get(sub, "expires")));
+            if (exp > 0)
+                json_object_object_add(o, "expires", json_object_new_int64(exp));
+            json_object_object_add(o, "live", json_object_new_boolean(
+                sub_push(rs.ex) ? !sub_silent(cfg, p.rooms[i].mailbox, sub, time(NULL))
+                                : exp > time(NULL)));
         }
         if (stat(seen, &sb) == 0)
             json_object_object_add(o, "last_notification", json_object_new_int64(sb.st_mtime));

@@ -36,7 +36,8 @@ typedef struct {
 static const char *const peer_names[PEER_COUNT] = {"topdesk", "graph", "ews", "smtp"};
 static const char *const outcome_names[OUTCOME_COUNT] = {"done", "retry", "dead"};
 static const char *const notify_names[NOTIFY_COUNT] = {"queued", "coalesced", "forbidden",
-                                                       "lifecycle", "validation", "failed"};
+                                                       "lifecycle", "validation", "heartbeat",
+                                                       "failed"};
 
 typedef struct {
     metrics_route_slot_t routes[NROUTE];   /* the last one is "other" when full */

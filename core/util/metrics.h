@@ -19,6 +19,7 @@ typedef enum {
     NOTIFY_FORBIDDEN,   /* unknown subscription or wrong clientState */
     NOTIFY_LIFECYCLE,   /* a lifecycle event, queued */
     NOTIFY_VALIDATION,  /* a validation round answered */
+    NOTIFY_HEARTBEAT,   /* an EWS status event: the subscription lives */
     NOTIFY_FAILED,      /* could not be stored: answered 503 for a retry */
     NOTIFY_COUNT
 } metrics_notify_t;

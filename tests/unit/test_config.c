@@ -259,11 +259,9 @@ test_direction_both(void **state)
              "reservations.outlook.fallback_requester: missing required key");
     load_err(MIN_YAML "reservations:\n  direction: sideways\n", "reservations.direction");
     load_err(MIN_YAML "reservations:\n  outlook: {resync: 5s}\n", "reservations.outlook.resync");
-    load_err(MIN_HOOKS MIN_TOPDESK MIN_MAIL
-             "reservations:\n  exchange: ews\n  direction: both\n  outlook: {notifications: "
-             "false, fallback_requester: a@x.nl, cancellation_reason: r}\n"
-             "ews: {url: 'https://e.example.com/EWS/Exchange.asmx', username: u, password: p}\n",
-             "reservations.exchange: graph");
+    load_err(MIN_YAML "reservations:\n  exchange: none\n  direction: both\n  outlook: "
+             "{notifications: false, fallback_requester: a@x.nl, cancellation_reason: r}\n",
+             "both needs reservations.exchange: graph or ews");
     cfg = load_ok(MIN_YAML "reservations:\n  direction: both\n  outlook:\n"
                   "    callback_url: https://h.example.com/tdhook/\n"
                   "    fallback_requester: reserveringen@example.com\n"
