@@ -525,7 +525,7 @@ out:
 }
 
 /* The current ChangeKey of id; allocated into *ck. */
-static int
+int
 ews_change_key(ews_t *e, const char *mailbox, const char *id, char **ck, char **errstr,
                long *retry_after_ms)
 {

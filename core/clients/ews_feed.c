@@ -395,13 +395,18 @@ ews_tag(void *impl, const char *mailbox, const char *id, const char *reservation
         char **errstr, long *retry_after_ms)
 {
     ews_reply_t reply;
+    char *ck = NULL;
     int rc;
 
     if (!mailbox || !*mailbox || !id || !*id)
         return ews_bad_args("the mailbox or item id", errstr);
-    rc = ews_call(impl, "UpdateItem", mailbox, ews_build_tag(mailbox, id, NULL, reservation_id),
-                  0, &reply, errstr, retry_after_ms);
+    rc = ews_change_key(impl, mailbox, id, &ck, errstr, retry_after_ms);
+    if (rc != EXCHANGE_OK)
+        return rc;
+    rc = ews_call(impl, "UpdateItem", mailbox, ews_build_tag(mailbox, id, ck, reservation_id), 0,
+                  &reply, errstr, retry_after_ms);
     ews_reply_free(&reply);
+    free(ck);
     return rc;
 }
 

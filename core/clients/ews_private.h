@@ -31,6 +31,9 @@ int ews_bad_args(const char *what, char **errstr);
  * EWS; reply filled (free with ews_reply_free()) whatever the outcome. */
 int ews_call(ews_t *e, const char *op, const char *mailbox, xmlDocPtr doc, int flags,
              ews_reply_t *reply, char **errstr, long *retry_after_ms);
+/* The current ChangeKey of item id; *ck allocated. */
+int ews_change_key(ews_t *e, const char *mailbox, const char *id, char **ck, char **errstr,
+                   long *retry_after_ms);
 int ews_calendar_folder(ews_t *e, const char *mailbox, const char **folder, char **errstr,
                         long *retry_after_ms);
 

@@ -84,6 +84,16 @@ sub_frequency(const config_t *cfg)
     return m < 1 ? 1 : m > 1440 ? 1440 : m;
 }
 
+/* Seconds in a minute of ews.status_frequency (a test seam shortens it,
+ * with the fake EWS's --minute-seconds). */
+static long
+sub_minute_s(void)
+{
+    static long cache = -1;
+
+    return testseam_number("TDHOOK_TEST_EWS_MINUTE_S", 60, 60, &cache);
+}
+
 /* EWS: 1 when room's push subscription has been silent for twice its
  * heartbeat (no notification, not even a StatusEvent). */
 static int
@@ -96,7 +106,7 @@ sub_silent(const config_t *cfg, const char *mailbox, json_object *sub, time_t no
     if (stat(seen, &sb) == 0 && sb.st_mtime > last)
         last = sb.st_mtime;
     free(seen);
-    return now - last > 2 * 60 * sub_frequency(cfg);
+    return now - last > 2 * sub_minute_s() * sub_frequency(cfg);
 }
 
 /* Forgets room st's subscription (and its index entry). */

@@ -10,6 +10,10 @@ AUTHENTICATE with the NTLMv2 proof verified); an NTLM-authenticated
 connection stays authenticated (HTTP/1.1 keep-alive).  Python standard
 library only.
 
+And, for bookings people make in Outlook (ews_outlook.py): SyncFolderItems,
+push Subscribe with SendNotification delivery and heartbeats, DeclineItem,
+a room's processing, and the /__fake/outlook/... controls of the fake Graph.
+
 Control endpoints (no auth):
   POST   /__fake/faults  {"rules": [{"op": "CreateItem", "server_busy_ms": 500,
                           "times": 1}, {"op": "UpdateItem", "stale": true},
@@ -39,6 +43,7 @@ import os
 import struct
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
@@ -47,6 +52,7 @@ from urllib.parse import unquote
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import fakebase  # noqa: E402
+import ews_outlook  # noqa: E402
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
@@ -273,6 +279,7 @@ class State:
     def __init__(self, mailboxes):
         self.lock = threading.Lock()
         self.mailboxes = mailboxes
+        self.outlook = None
         self.reset()
 
     def reset(self):
@@ -283,6 +290,8 @@ class State:
                       "auth_failures": 0, "missing_anchor": 0,
                       "missing_impersonation": 0, "bad_version": 0,
                       "by_op": {}}
+        if self.outlook is not None:
+            self.outlook.reset_locked()
 
     def new_id(self):
         self.seq += 1
@@ -302,9 +311,16 @@ class State:
                 "subject": subject or "", "body": body or "",
                 "start": start, "end": end, "property": prop,
                 "location": location or "", "folder": "calendar",
-                "cancelled": False}
+                "cancelled": False, "uid": ews_outlook.new_uid(),
+                "organizer": {"name": mailbox.split("@")[0], "address": mailbox.lower()},
+                "response": "Organizer", "modified": time.time()}
         self.calendar(mailbox)[item["id"]] = item
         return item
+
+    def touch(self, mailbox, item, kind):
+        """A change for SyncFolderItems and the push subscriptions."""
+        if self.outlook is not None:
+            self.outlook.touch(mailbox.lower(), item, kind)
 
     def take_rule(self, op, mailbox):
         for rule in self.rules:
@@ -430,6 +446,11 @@ def item_xml(parent, mailbox, it, fields, prop, id_only=False):
             "DistinguishedPropertySetId": "PublicStrings",
             "PropertyName": PROPERTY_NAME, "PropertyType": "String"})
         ET.SubElement(ep, t("Value")).text = it["property"]
+    if "item:LastModifiedTime" in fields:
+        ET.SubElement(ci, t("LastModifiedTime")).text = time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(it.get("modified", time.time())))
+    if "calendar:UID" in fields:
+        ET.SubElement(ci, t("UID")).text = it.get("uid") or it["id"]
     if "calendar:Start" in fields:
         ET.SubElement(ci, t("Start")).text = fmt_time(it["start"])
     if "calendar:End" in fields:
@@ -438,6 +459,16 @@ def item_xml(parent, mailbox, it, fields, prop, id_only=False):
         ET.SubElement(ci, t("Location")).text = it["location"]
     if "calendar:IsCancelled" in fields:
         ET.SubElement(ci, t("IsCancelled")).text = "true" if it["cancelled"] else "false"
+    if "calendar:CalendarItemType" in fields:
+        ET.SubElement(ci, t("CalendarItemType")).text = "Single"
+    if "calendar:MyResponseType" in fields:
+        ET.SubElement(ci, t("MyResponseType")).text = it.get("response", "Organizer")
+    if "calendar:Organizer" in fields:
+        org = it.get("organizer") or {"name": mailbox, "address": mailbox}
+        mb = ET.SubElement(ET.SubElement(ci, t("Organizer")), t("Mailbox"))
+        ET.SubElement(mb, t("Name")).text = org["name"]
+        ET.SubElement(mb, t("EmailAddress")).text = org["address"]
+        ET.SubElement(mb, t("RoutingType")).text = "SMTP"
     return ci
 
 
@@ -478,6 +509,10 @@ class Ops:
         return it
 
     def CreateItem(self, mailbox, op):
+        items = op.find(m("Items"))
+        decline = items.find(t("DeclineItem")) if items is not None else None
+        if decline is not None:
+            return self.decline(mailbox, op, decline)
         need_attr(op, "SendMeetingInvitations")
         if folder_of(op.find(m("SavedItemFolderId"))) != "calendar":
             raise ItemError("ErrorInvalidOperation", "tdhook only writes calendars.")
@@ -499,8 +534,71 @@ class Ops:
                             "EndDate is earlier than StartDate")
         it = self.st.add(mailbox, ci.findtext(t("Subject")), start, end, prop,
                          ci.findtext(t("Body")), ci.findtext(t("Location")))
+        self.st.touch(mailbox, it, "created")
         env, msg = success("CreateItem")
         item_xml(ET.SubElement(msg, m("Items")), mailbox, it, set(), False, id_only=True)
+        return serialize(env)
+
+    def decline(self, mailbox, op, decline):
+        """The room declines a meeting (a t:DeclineItem response object)."""
+        if need_attr(op, "MessageDisposition") not in ("SendOnly", "SendAndSaveCopy"):
+            raise ItemError("ErrorInvalidOperation", "A response must be sent.")
+        ref = decline.find(t("ReferenceItemId"))
+        if ref is None:
+            raise Fault("ErrorSchemaValidation", "ReferenceItemId is missing.")
+        it = self.find_item(mailbox, ref.get("Id"))
+        if it.get("response") == "Organizer":
+            raise ItemError("ErrorInvalidOperation", "The organizer cannot decline.")
+        it["response"] = "Decline"
+        it["change_key"] = self.st.new_ck()
+        self.st.outlook.declined.append({
+            "mailbox": mailbox, "id": it["id"], "iCalUId": it.get("uid"),
+            "comment": decline.findtext(t("Body")) or "", "sendResponse": True})
+        self.st.touch(mailbox, it, "updated")
+        env, msg = success("CreateItem")
+        ET.SubElement(msg, m("Items"))
+        return serialize(env)
+
+    def SyncFolderItems(self, mailbox, op):
+        fields, _prop, _bt = requested(op.find(m("ItemShape")))
+        if folder_of(op.find(m("SyncFolderId"))) != "calendar":
+            raise ItemError("ErrorInvalidOperation", "tdhook only reads calendars.")
+        limit = int(op.findtext(m("MaxChangesReturned")) or 0)
+        if not 1 <= limit <= 512:
+            raise Fault("ErrorSchemaValidation", "MaxChangesReturned must be 1 to 512.")
+        changes, state, last = self.st.outlook.sync(mailbox, op.findtext(m("SyncState")),
+                                                    limit)
+        if changes is None:
+            raise ItemError("ErrorInvalidSyncStateData", "Synchronization state data is "
+                            "corrupt or otherwise invalid.")
+        env, msg = success("SyncFolderItems")
+        ET.SubElement(msg, m("SyncState")).text = state
+        ET.SubElement(msg, m("IncludesLastItemInRange")).text = "true" if last else "false"
+        ch = ET.SubElement(msg, m("Changes"))
+        for kind, iid, ck in changes:
+            c = ET.SubElement(ch, t(kind))
+            if kind == "Delete":
+                ET.SubElement(c, t("ItemId"), {"Id": iid})
+            else:
+                ET.SubElement(ET.SubElement(c, t("CalendarItem")), t("ItemId"),
+                              {"Id": iid, "ChangeKey": ck})
+        return serialize(env)
+
+    def Subscribe(self, mailbox, op):
+        req = op.find(m("PushSubscriptionRequest"))
+        if req is None:
+            raise ItemError("ErrorInvalidSubscriptionRequest", "The fake serves push "
+                            "subscriptions only.")
+        if folder_of(req.find(t("FolderIds"))) != "calendar":
+            raise ItemError("ErrorInvalidSubscriptionRequest", "tdhook subscribes calendars.")
+        freq = int(req.findtext(t("StatusFrequency")) or 30)
+        url = req.findtext(t("URL")) or ""
+        if not 1 <= freq <= 1440 or not url.startswith(("http://", "https://")):
+            raise ItemError("ErrorInvalidPushSubscriptionUrl", "Invalid URL or frequency.")
+        sid = self.st.outlook.subscribe(mailbox, url, freq)
+        env, msg = success("Subscribe")
+        ET.SubElement(msg, m("SubscriptionId")).text = sid
+        ET.SubElement(msg, m("Watermark")).text = "AQAAAA=="
         return serialize(env)
 
     def FindItem(self, mailbox, op):
@@ -560,12 +658,31 @@ class Ops:
     def GetItem(self, mailbox, op):
         fields, prop, _bt = requested(op.find(m("ItemShape")))
         ids = op.find(m("ItemIds"))
-        iid = ids.find(t("ItemId")) if ids is not None else None
-        if iid is None:
+        iids = ids.findall(t("ItemId")) if ids is not None else []
+        if not iids:
             raise Fault("ErrorSchemaValidation", "ItemIds is missing.")
-        it = self.find_item(mailbox, iid.get("Id"))
-        env, msg = success("GetItem")
-        item_xml(ET.SubElement(msg, m("Items")), mailbox, it, fields, prop)
+        if len(iids) == 1:
+            it = self.find_item(mailbox, iids[0].get("Id"))
+            env, msg = success("GetItem")
+            item_xml(ET.SubElement(msg, m("Items")), mailbox, it, fields, prop)
+            return serialize(env)
+        # several: one message each, in order, an error for a missing one
+        env, body = envelope()
+        msgs = ET.SubElement(ET.SubElement(body, m("GetItemResponse")), m("ResponseMessages"))
+        for iid in iids:
+            msg = ET.SubElement(msgs, m("GetItemResponseMessage"))
+            try:
+                it = self.find_item(mailbox, iid.get("Id"))
+            except ItemError as e:
+                msg.set("ResponseClass", "Error")
+                ET.SubElement(msg, m("MessageText")).text = e.text
+                ET.SubElement(msg, m("ResponseCode")).text = e.code
+                ET.SubElement(msg, m("DescriptiveLinkKey")).text = "0"
+                ET.SubElement(msg, m("Items"))
+                continue
+            msg.set("ResponseClass", "Success")
+            ET.SubElement(msg, m("ResponseCode")).text = "NoError"
+            item_xml(ET.SubElement(msg, m("Items")), mailbox, it, fields, prop)
         return serialize(env)
 
     def GetFolder(self, mailbox, op):
@@ -608,6 +725,11 @@ class Ops:
                 continue
             uri = set_.find(t("FieldURI"))
             ci = set_.find(t("CalendarItem"))
+            if ci is not None and is_our_uri(set_.find(t("ExtendedFieldURI"))):
+                for ep in ci.findall(t("ExtendedProperty")):
+                    if is_our_uri(ep.find(t("ExtendedFieldURI"))):
+                        new["property"] = ep.findtext(t("Value"))
+                continue
             if uri is None or ci is None:
                 continue
             field = uri.get("FieldURI")
@@ -629,6 +751,7 @@ class Ops:
                             "EndDate is earlier than StartDate")
         new["change_key"] = self.st.new_ck()
         it.update(new)
+        self.st.touch(mailbox, it, "updated")
         env, msg = success("UpdateItem")
         item_xml(ET.SubElement(msg, m("Items")), mailbox, it, set(), False, id_only=True)
         ET.SubElement(ET.SubElement(msg, m("ConflictResults")), t("Count")).text = "0"
@@ -645,8 +768,10 @@ class Ops:
         if dtype == "MoveToDeletedItems" and it["folder"] == "calendar":
             it["folder"] = "deleteditems"
             it["change_key"] = self.st.new_ck()
+            self.st.touch(mailbox, it, "updated")
         else:
             del self.st.calendar(mailbox)[it["id"]]
+            self.st.touch(mailbox, it, "deleted")
         env, _msg = success("DeleteItem")
         return serialize(env)
 
@@ -686,10 +811,45 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     # control endpoints -------------------------------------------------
+    def outlook_control(self, method, path, body):
+        st = self.server.state
+        ol = st.outlook
+        what = path[len("/__fake/outlook/"):]
+        try:
+            obj = json.loads(body or b"{}") if method == "POST" else None
+            if what == "state" and method == "GET":
+                with st.lock:
+                    return self.send_json(200, ol.state_json())
+            if method != "POST" or not isinstance(obj, dict):
+                raise ValueError("POST a JSON object")
+            if what == "notify":
+                with st.lock:
+                    ol.modes = {k: obj[k] for k in ("drop", "duplicate", "delay_ms", "reorder",
+                                                     "hold", "silence") if k in obj}
+                return self.send_json(200, {"ok": True})
+            if what == "flush":
+                return self.send_json(200, {"delivered": ol.flush()})
+            if what == "expire-delta":
+                with st.lock:
+                    mbx = str(obj.get("mailbox", "")).lower()
+                    ol.gen[mbx] = ol.gen.get(mbx, 0) + 1
+                return self.send_json(200, {"ok": True})
+            if what == "book":
+                return self.send_json(201, ol.book(obj, parse_time))
+            if what in ("change", "cancel"):
+                return self.send_json(200, ol.change_or_cancel(what, obj, parse_time))
+        except ValueError as e:
+            return self.send_json(400, {"error": str(e)})
+        return self.send_json(404, {"error": "unknown control endpoint"})
+
     def control(self, method, body):
         st = self.server.state
         path = self.path.split("?", 1)[0]
+        if path.startswith("/__fake/outlook/"):
+            return self.outlook_control(method, path, body)
         with st.lock:
+            if path == "/__fake/events" and method == "GET":
+                return self.send_json(200, st.outlook.events_json(fmt_time))
             if path == "/__fake/reset" and method == "POST":
                 st.reset()
                 return self.send_json(200, {"ok": True})
@@ -707,13 +867,16 @@ class Handler(BaseHTTPRequestHandler):
                 it = st.add(d["mailbox"], d.get("subject", ""), parse_time(d["start"]),
                             parse_time(d["end"]), d.get("property"), d.get("body", ""),
                             d.get("location", ""))
+                st.touch(d["mailbox"], it, "created")
                 return self.send_json(201, item_json(d["mailbox"].lower(), it))
             if path.startswith("/__fake/items/") and method == "DELETE":
                 # The id is base64 and may hold '/': split at the first one.
                 parts = path[len("/__fake/items/"):].split("/", 1)
                 if len(parts) == 2:
                     cal = st.calendar(unquote(parts[0]))
-                    if cal.pop(unquote(parts[1]), None) is not None:
+                    gone = cal.pop(unquote(parts[1]), None)
+                    if gone is not None:
+                        st.touch(unquote(parts[0]), gone, "deleted")
                         return self.send(204)
                 return self.send_json(404, {"error": "no such item"})
         return self.send_json(404, {"error": "unknown control endpoint"})
@@ -899,6 +1062,10 @@ def main():
     ap.add_argument("--password", default="pw")
     ap.add_argument("--auth", choices=("ntlm", "basic", "both"), default="both")
     ap.add_argument("--mailboxes", help="comma-separated; others are ErrorNonExistentMailbox")
+    ap.add_argument("--minute-seconds", type=float, default=60.0,
+                    help="how long one minute of a StatusFrequency lasts (tests: shorter)")
+    ap.add_argument("--room-processing-ms", type=int, default=300,
+                    help="how long a room takes to accept a booking")
     ap.add_argument("--verbose", action="store_true")
     opts = ap.parse_args()
     if "\\" in opts.user:
@@ -912,6 +1079,8 @@ def main():
     srv = fakebase.Server((opts.host, opts.port), Handler)
     srv.opts = opts
     srv.state = State(mailboxes)
+    srv.state.outlook = ews_outlook.Outlook(srv.state, opts.minute_seconds,
+                                            opts.room_processing_ms)
     return fakebase.serve(srv, opts.port_file,
                           "ews.py: listening on %s:%%d" % opts.host if opts.verbose else None)
 
