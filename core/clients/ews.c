@@ -38,6 +38,7 @@
 #define EWS_WAIT_MAX_MS 30000L             /* longer BackOffMilliseconds go to the queue */
 #define EWS_CONNECT_TIMEOUT_MS 10000L
 #define EWS_TIMEOUT_MS 60000L
+#define EWS_VIEW_SPLITS 16                 /* a view halved this often: a year to ten minutes */
 
 /* --- small helpers ------------------------------------------------------- */
 
@@ -443,44 +444,103 @@ out:
     return rc;
 }
 
+/* One CalendarView of [start, end) into *evs; a view that holds more
+ * than the server gives at once (EWS_VIEW_MAX, or its find limit) is split
+ * in two halves, again and again: an appointment over the middle is kept
+ * from the first half only. */
+static int
+ews_view_window(ews_t *e, const char *mailbox, time_t from, time_t start, time_t end, int depth,
+                exchange_event_t **evs, size_t *count, size_t *alloc, char **errstr,
+                long *retry_after_ms)
+{
+    ews_reply_t reply;
+    exchange_event_t *got = NULL;
+    size_t n = 0, skipped = 0;
+    int rc, complete = 1;
+
+    rc = ews_call(e, "FindItem", mailbox, ews_build_view(mailbox, start, end), 0, &reply, errstr,
+                  retry_after_ms);
+    if (rc == EXCHANGE_EFAIL && (strcmp(reply.code, "ErrorExceededFindCountLimit") == 0 ||
+                                 strcmp(reply.code, "ErrorCalendarViewRangeTooBig") == 0)) {
+        free(*errstr);
+        *errstr = NULL;
+        rc = EXCHANGE_OK;
+        complete = 0;
+    } else if (rc == EXCHANGE_ENOTFOUND) {
+        rc = EXCHANGE_EFAIL;
+    } else if (rc == EXCHANGE_OK) {
+        ews_reply_events(&reply, &got, &n, &skipped, &complete);
+    }
+    ews_reply_free(&reply);
+    if (rc != EXCHANGE_OK)
+        return rc;
+    if (!complete) {
+        time_t mid = start + (end - start) / 2;
+
+        exchange_events_free(got, n);
+        if (depth >= EWS_VIEW_SPLITS || end - start < 120) {
+            char sbuf[32], ebuf[32];
+
+            exchange_format_time(start, sbuf, sizeof sbuf);
+            exchange_format_time(end, ebuf, sizeof ebuf);
+            *errstr = xasprintf("EWS FindItem for %s: more than %d appointments between %sZ and "
+                                "%sZ, even split", mailbox, EWS_VIEW_MAX, sbuf, ebuf);
+            return EXCHANGE_EFAIL;
+        }
+        rc = ews_view_window(e, mailbox, from, start, mid, depth + 1, evs, count, alloc, errstr,
+                             retry_after_ms);
+        if (rc == EXCHANGE_OK)
+            rc = ews_view_window(e, mailbox, from, mid, end, depth + 1, evs, count, alloc, errstr,
+                                 retry_after_ms);
+        return rc;
+    }
+    if (skipped)
+        log_warn("ews: %zu unreadable item(s) in the calendar of %s skipped", skipped, mailbox);
+    for (size_t i = 0; i < n; i++) {
+        if (start > from && got[i].start < start) {
+            /* started before this half: the half before it has it */
+            exchange_event_t *dup = &got[i];
+
+            free(dup->id);
+            free(dup->change_key);
+            free(dup->reservation_id);
+            free(dup->subject);
+            free(dup->body);
+            free(dup->ical_uid);
+            free(dup->organizer);
+            free(dup->organizer_name);
+            continue;
+        }
+        if (*count == *alloc) {
+            *alloc = *alloc ? 2 * *alloc : 64;
+            *evs = xrealloc(*evs, *alloc * sizeof **evs);
+        }
+        (*evs)[(*count)++] = got[i];
+    }
+    free(got);
+    return EXCHANGE_OK;
+}
+
 static int
 ews_view(void *impl, const char *mailbox, time_t start, time_t end, exchange_event_t **events,
          size_t *n, char **errstr, long *retry_after_ms)
 {
-    ews_t *e = impl;
-    ews_reply_t reply;
-    size_t skipped = 0;
-    int rc, complete = 1;
+    exchange_event_t *evs = NULL;
+    size_t count = 0, alloc = 0;
+    int rc;
 
     *events = NULL;
     *n = 0;
     if (!mailbox || !*mailbox)
         return ews_bad_args("the mailbox", errstr);
-    rc = ews_call(e, "FindItem", mailbox, ews_build_view(mailbox, start, end), 0, &reply, errstr,
-                  retry_after_ms);
-    if (rc == EXCHANGE_ENOTFOUND)
-        rc = EXCHANGE_EFAIL;
-    if (rc != EXCHANGE_OK)
-        goto out;
-    ews_reply_events(&reply, events, n, &skipped, &complete);
-    if (!complete) {
-        /* a CalendarView cannot page: a window this full is not a room */
-        char sbuf[32], ebuf[32];
-
-        exchange_events_free(*events, *n);
-        *events = NULL;
-        *n = 0;
-        exchange_format_time(start, sbuf, sizeof sbuf);
-        exchange_format_time(end, ebuf, sizeof ebuf);
-        *errstr = xasprintf("EWS FindItem for %s: more than %d appointments between %sZ and %sZ",
-                            mailbox, EWS_VIEW_MAX, sbuf, ebuf);
-        rc = EXCHANGE_EFAIL;
-        goto out;
+    rc = ews_view_window(impl, mailbox, start, start, end, 0, &evs, &count, &alloc, errstr,
+                         retry_after_ms);
+    if (rc != EXCHANGE_OK) {
+        exchange_events_free(evs, count);
+        return rc;
     }
-    if (skipped)
-        log_warn("ews: %zu unreadable item(s) in the calendar of %s skipped", skipped, mailbox);
-out:
-    ews_reply_free(&reply);
+    *events = evs;
+    *n = count;
     return rc;
 }
 

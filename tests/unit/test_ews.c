@@ -887,6 +887,56 @@ test_transient_errors(void **state)
     conn_close(&c);
 }
 
+/* A view of more than the server gives at once (1,000) is split, each
+ * appointment once, one over the middle too. */
+static void
+test_view_over_limit(void **state)
+{
+    conn_t c;
+    exchange_event_t *evs = NULL;
+    size_t n = 0, over = 0;
+    char *err = NULL, *body;
+    long ra;
+    json_object *o;
+    time_t base = 1899363600;   /* 2030-03-10T09:00Z */
+
+    (void)state;
+    /* 1,300 quarter-hour slots, one a quarter, and one of two days over all */
+    for (int i = 0; i < 1300; i++) {
+        char s[32], e[32];
+        time_t t0 = base + (time_t)i * 900;
+
+        exchange_format_time(t0, s, sizeof s);
+        exchange_format_time(t0 + 900, e, sizeof e);
+        body = xasprintf("{\"mailbox\":\"" ROOM1 "\",\"subject\":\"slot %d\","
+                         "\"start\":\"%sZ\",\"end\":\"%sZ\"}", i, s, e);
+        o = fake_control("POST", "/__fake/items", body);
+        assert_non_null(o);
+        json_object_put(o);
+        free(body);
+    }
+    {
+        char s[32], e[32];
+
+        exchange_format_time(base + 3600, s, sizeof s);
+        exchange_format_time(base + 2 * 86400, e, sizeof e);
+        body = xasprintf("{\"mailbox\":\"" ROOM1 "\",\"subject\":\"long\","
+                         "\"start\":\"%sZ\",\"end\":\"%sZ\"}", s, e);
+        o = fake_control("POST", "/__fake/items", body);
+        json_object_put(o);
+        free(body);
+    }
+    conn_open(&c, "ntlm", PASSWORD);
+    assert_int_equal(exchange_view(c.ex, ROOM1, base, base + 1300 * 900, &evs, &n, &err, &ra),
+                     EXCHANGE_OK);
+    assert_int_equal(n, 1301);
+    for (size_t i = 0; i < n; i++)
+        over += strcmp(evs[i].subject, "long") == 0;
+    assert_int_equal(over, 1);
+    exchange_events_free(evs, n);
+    conn_close(&c);
+}
+
 static void
 test_foreign_items_in_view(void **state)
 {
@@ -971,6 +1021,7 @@ main(void)
         cmocka_unit_test_setup(test_unknown_mailbox, test_setup),
         cmocka_unit_test_setup(test_transient_errors, test_setup),
         cmocka_unit_test_setup(test_foreign_items_in_view, test_setup),
+        cmocka_unit_test_setup(test_view_over_limit, test_setup),
         cmocka_unit_test(test_unreachable),
     };
     int fails = 0;
