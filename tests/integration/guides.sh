@@ -31,7 +31,8 @@ for want in "## Requirements" "February 2018" "SaaS" "Action Management" \
     "## Part 7: testing" "External persons" "Branch filters" "ApplicationImpersonation" \
     "## Part 8: bookings made in Outlook" "Calendars.Read" "callback_url" "HTTPS" \
     "fallback_requester" "cancellation_reason" "Set-CalendarProcessing" "when_refused: decline" \
-    "create, reschedule, move" "subscriptions list"; do
+    "create, reschedule, move" "subscriptions list" "### 8.4 On-premises Exchange (EWS)" \
+    "/hooks/ews/<key>" "status_frequency" "Mailbox servers"; do
     assert_contains "reservations.md (English) has \"$want\"" "$en" "$want"
 done
 for want in "## Vereisten" "februari 2018" "SaaS" "Actiebeheer" "Reserveringen" \
@@ -40,7 +41,9 @@ for want in "## Vereisten" "februari 2018" "SaaS" "Actiebeheer" "Reserveringen" 
     "## Deel 2: Exchange Online" "## Deel 3: Exchange on-premises" "## Deel 4:" "## Deel 5:" \
     "## Deel 8: boekingen uit Outlook" "Calendars.Read" "callback-URL" "HTTPS" \
     "fallback_requester" "annuleringsreden" "Set-CalendarProcessing" "when_refused: decline" \
-    "aan te maken, te verzetten, te verplaatsen en te annuleren" "subscriptions list"; do
+    "aan te maken, te verzetten, te verplaatsen en te annuleren" "subscriptions list" \
+    "### 8.4 Exchange on-premises (EWS)" "/hooks/ews/<sleutel>" "status_frequency" \
+    "Mailbox-servers"; do
     assert_contains "reservations.md (Nederlands) has \"$want\"" "$nl" "$want"
 done
 
