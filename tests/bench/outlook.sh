@@ -14,7 +14,13 @@
 #      notifications on, and with every notification lost (the timed
 #      resync, 10 s here, finds it), tdhook's default settle time (5 s).
 #
-#   TDHOOK=/tmp/b/tdhook tests/bench/outlook.sh      # about 2 minutes
+#   TDHOOK=/tmp/b/tdhook tests/bench/outlook.sh      # about 2.5 minutes
+#   BACKEND=ews TDHOOK=/tmp/b/tdhook tests/bench/outlook.sh
+#
+# With BACKEND=ews the fake EWS stands in for Graph: the burst is of push
+# notifications (SendNotification) to /hooks/ews/<key>, Exchange is not
+# slowed (only TOPdesk), and an idle resync costs one SyncFolderItems a room
+# (EWS has no batches).
 #
 # Needs nginx, curl, cc, libfcgi-dev, /usr/bin/python3 with aiosmtpd.
 set -u
@@ -23,6 +29,7 @@ TDHOOK=${TDHOOK:-$top_srcdir/build/release/tdhook}
 # shellcheck source=tests/lib.sh disable=SC1091
 . "$top_srcdir/tests/lib.sh"
 
+BACKEND=${BACKEND:-graph}
 BURST=${BURST:-5000}
 RATE=${RATE:-1000}
 ROOMS=${ROOMS:-200}
@@ -47,9 +54,18 @@ start_py fake-topdesk topdesk.py --user tdhook-api --password "$TD_SECRET"
 TD=http://127.0.0.1:$PY_PORT
 start_py fake-smtp_sink smtp_sink.py --maildir "$T/mail"
 SMTP_PORT=$PY_PORT
-start_py fake-graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" \
-    --client-secret "$GRAPH_SECRET" --room-processing-ms 300 --mailbox-concurrency 0
-EX=http://127.0.0.1:$PY_PORT
+EWS_SECRET=ewspw-$(rand_hex 10)
+if [ "$BACKEND" = graph ]; then
+    start_py fake-graph graph.py --tenant "$TENANT" --client-id "$GRAPH_CLIENT" \
+        --client-secret "$GRAPH_SECRET" --room-processing-ms 300 --mailbox-concurrency 0
+    EX=http://127.0.0.1:$PY_PORT
+    EXCHANGE_YAML="graph={tenant: $TENANT, client_id: $GRAPH_CLIENT, client_secret: $GRAPH_SECRET, login_url: '$EX', graph_url: '$EX/v1.0'}"
+else
+    start_py fake-ews ews.py --user 'CONTOSO\tdhook' --password "$EWS_SECRET" --auth ntlm \
+        --room-processing-ms 300
+    EX=http://127.0.0.1:$PY_PORT
+    EXCHANGE_YAML="ews={url: '$EX/EWS/Exchange.asmx', username: 'CONTOSO\\tdhook', password: $EWS_SECRET, auth: ntlm}"
+fi
 
 # ROOMS reservable rooms, each mapped to a room mailbox, besides the demo's.
 "$PY" - "$TD" "$ROOMS" <<'EOF' || die "cannot seed the rooms"
@@ -76,8 +92,8 @@ write_config "hooks={tokens: [$TOKEN1]}" "admin_mail=[tdhook-admin@example.com]"
     "log={level: warn}" \
     "topdesk={url: '$TD', username: tdhook-api, application_password: $TD_SECRET, timeout: 30s}" \
     "mail={smtp_url: 'smtp://127.0.0.1:$SMTP_PORT', starttls: off, from: tdhook@example.com}" \
-    "reservations={exchange: graph, direction: both, outlook: {callback_url: '$BASE', resync: 10s, fallback_requester: jeroen.bakker@contoso.nl, cancellation_reason: Vergadering gaat niet door}}" \
-    "graph={tenant: $TENANT, client_id: $GRAPH_CLIENT, client_secret: $GRAPH_SECRET, login_url: '$EX', graph_url: '$EX/v1.0'}" \
+    "reservations={exchange: $BACKEND, direction: both, outlook: {callback_url: '$BASE', resync: 10s, fallback_requester: jeroen.bakker@contoso.nl, cancellation_reason: Vergadering gaat niet door}}" \
+    "graph=" "$EXCHANGE_YAML" \
     "queue={runners: 2, retry_base: 200ms, retry_max: 2s, max_attempts: 30}"
 unset TDHOOK_TEST_OUTLOOK_SETTLE_MS
 start_tdhook --socket "unix:$T/tdhook.sock" --workers 2
@@ -91,24 +107,37 @@ sys.exit(0 if len(s['subscriptions']) >= $ALL else 1)" || die "not every room go
 say "subscriptions: $ALL rooms subscribed"
 
 # --- 1. the burst ------------------------------------------------------------------
-NOTE=$("$PY" -c "
+if [ "$BACKEND" = graph ]; then
+    NOTE=$("$PY" -c "
 import json, urllib.request
 s = json.load(urllib.request.urlopen('$EX/__fake/outlook/state'))['subscriptions'][0]
 print(json.dumps({'value': [{'subscriptionId': s['id'], 'clientState': s['clientState'],
     'changeType': 'updated', 'resource': 'Users/x/Events/y', 'tenantId': 't',
     'subscriptionExpirationDateTime': s['expiration'],
     'resourceData': {'@odata.type': '#Microsoft.Graph.Event', 'id': 'y'}}]}))")
-fake POST /__fake/faults '{"rules": [{"path": "/v1.0/users/", "method": "GET", "delay_ms": 2000}]}' \
-    "${EX##*:}" >/dev/null
+    NOTE_PATH=/hooks/graph
+    NOTE_TYPE=application/json
+    fake POST /__fake/faults '{"rules": [{"path": "/v1.0/users/", "method": "GET", "delay_ms": 2000}]}' \
+        "${EX##*:}" >/dev/null
+    SLOW="Graph's feed 2 s late, TOPdesk 300 ms late"
+else
+    read -r NOTE_PATH NOTE < <("$PY" -c "
+import json, urllib.request
+s = json.load(urllib.request.urlopen('$EX/__fake/outlook/state'))['subscriptions'][0]
+path = '/hooks/ews/' + s['notificationUrl'].rsplit('/', 1)[1]
+print(path, '<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:SendNotification xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\" xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\"><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>' + s['id'] + '</t:SubscriptionId><t:PreviousWatermark>AA==</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:ModifiedEvent><t:Watermark>AB==</t:Watermark><t:TimeStamp>2026-12-08T09:00:00Z</t:TimeStamp><t:ItemId Id=\"AAMk\" ChangeKey=\"Dw\"/><t:ParentFolderId Id=\"AQMk\"/></t:ModifiedEvent></m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></soap:Body></soap:Envelope>')")
+    NOTE_TYPE="text/xml; charset=utf-8"
+    SLOW="TOPdesk 300 ms late"
+fi
 fake POST /__fake/faults '{"rules": [{"path": "/tas/api/", "delay_ms": 300}]}' \
     "${TD##*:}" >/dev/null
 secs=$(( (BURST + RATE - 1) / RATE ))
-say "== 1. a burst of $BURST notifications at $RATE/s ($secs s), Graph's feed 2 s late, TOPdesk 300 ms late"
-TDL=$("$T/rate" -c 64 -X POST -H 'Content-Type: application/json' -d "$NOTE" \
-    "$BASE/hooks/graph" "$RATE" "$secs" 2>&1)
-BARE=$("$T/rate" -c 64 -X POST -H 'Content-Type: application/json' -d "$NOTE" \
+say "== 1. a burst of $BURST notifications at $RATE/s ($secs s), $SLOW"
+TDL=$("$T/rate" -c 64 -X POST -H "Content-Type: $NOTE_TYPE" -d "$NOTE" \
+    "$BASE$NOTE_PATH" "$RATE" "$secs" 2>&1)
+BARE=$("$T/rate" -c 64 -X POST -H "Content-Type: $NOTE_TYPE" -d "$NOTE" \
     "$BASE/bare" "$RATE" "$secs" 2>&1)
-say "tdhook /hooks/graph: $TDL"
+say "tdhook ${NOTE_PATH%/*}: $TDL"
 say "bare libfcgi:        $BARE"
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 for k in p50_ms p99_ms max_ms; do
@@ -120,26 +149,38 @@ fake POST /__fake/faults '{"rules": []}' "${TD##*:}" >/dev/null
 
 # --- 2. an idle resync -----------------------------------------------------------------
 say "== 2. an idle resync of $ALL rooms"
+# tdhook serve stops meanwhile: its own resync (every 10 s here) would count too
+stop_tdhook
 "$TDHOOK" -c "$T/tdhook.yaml" pull >/dev/null 2>"$T/pull1.err" || die "first pull failed: $(cat "$T/pull1.err")"
-sleep 12   # the serve's own resync is due every 10 s: let it pass, then count ours alone
-fake POST /__fake/reset-stats '' "${EX##*:}" >/dev/null
+curl -s "$EX/__fake/stats" >"$T/ex-before.json"
 fake POST /__fake/reset "" "${TD##*:}" >/dev/null
 "$TDHOOK" -c "$T/tdhook.yaml" pull >"$T/pull2.json" 2>"$T/pull2.err" || die "pull failed: $(cat "$T/pull2.err")"
-"$PY" - "$EX" "$TD" "$T/pull2.json" "$ALL" <<'EOF'
+"$PY" - "$EX" "$TD" "$T/pull2.json" "$ALL" "$T/ex-before.json" "$BACKEND" <<'EOF'
 import json, sys, urllib.request
 g = json.load(urllib.request.urlopen(sys.argv[1] + "/__fake/stats"))
 t = json.load(urllib.request.urlopen(sys.argv[2] + "/__fake/stats"))
+g0 = json.load(open(sys.argv[5]))
 res = json.load(open(sys.argv[3]))
 rooms = int(sys.argv[4])
-outer = {p: n for p, n in g["by_path"].items() if not p.startswith("inner:")}
-batches = outer.get("/v1.0/$batch", 0)
-graph_total = sum(outer.values())
-print("rooms settled by the batch: %d of %d" % (sum(1 for r in res["rooms"] if r.get("batched")), rooms))
-print("Graph requests: %d ($batch %d, others %s); naive, one delta read a room: %d; ratio %.3f"
-      % (graph_total, batches, {p: n for p, n in outer.items() if p != "/v1.0/$batch"},
-         rooms, graph_total / rooms))
+if sys.argv[6] == "graph":
+    diff = {p: n - g0["by_path"].get(p, 0) for p, n in g["by_path"].items()
+            if not p.startswith("inner:") and n - g0["by_path"].get(p, 0) > 0}
+    batches = diff.get("/v1.0/$batch", 0)
+    print("rooms settled by the batch: %d of %d"
+          % (sum(1 for r in res["rooms"] if r.get("batched")), rooms))
+    print("Graph requests: %d ($batch %d, others %s); naive, one delta read a room: %d; "
+          "ratio %.3f" % (sum(diff.values()), batches,
+                          {p: n for p, n in diff.items() if p != "/v1.0/$batch"}, rooms,
+                          sum(diff.values()) / rooms))
+else:
+    diff = {o: n - g0["by_op"].get(o, 0) for o, n in g["by_op"].items()
+            if n - g0["by_op"].get(o, 0) > 0}
+    print("EWS requests: %d (%s); a room each, EWS has no batches; ratio %.3f"
+          % (sum(diff.values()), diff, sum(diff.values()) / rooms))
 print("TOPdesk requests: %d (the room mapping read afresh)" % t["requests"])
 EOF
+start_tdhook --socket "unix:$T/tdhook.sock" --workers 2
+sleep 3
 
 # --- 3. booking to reservation ----------------------------------------------------------
 say "== 3. booking in Outlook to TOPdesk reservation ($BOOKINGS bookings each, settle 5 s)"
