@@ -819,7 +819,7 @@ app_ews(app_t *app, const app_route_t *r, const app_request_t *req, app_response
     const char *key = req->path + strlen(r->path);
     char *mailbox = NULL, *answer;
     ews_push_t push;
-    int keep, queued, rc = QUEUE_OK;
+    int keep, gap, queued, rc = QUEUE_OK;
 
     res->content_type = "text/xml; charset=utf-8";
     if (ews_push_parse(req->body, req->body_len, &push) != 0) {
@@ -832,9 +832,12 @@ app_ews(app_t *app, const app_route_t *r, const app_request_t *req, app_response
     }
     keep = outlook_enabled(app->cfg) &&
            outlook_sub_check(app->cfg, key, push.subscription, &mailbox);
+    gap = keep && outlook_push_gap(app->cfg, key, push.previous, push.last);
+    if (gap)
+        metrics_notification(NOTIFY_GAP, 1);
     if (!keep) {
         metrics_notification(NOTIFY_FORBIDDEN, 1);
-    } else if (push.events > 0) {
+    } else if (push.events > 0 || gap) {
         if (!app->queue)
             rc = QUEUE_EIO;
         else

@@ -22,10 +22,14 @@ static void
 ews_push_notification(xmlNodePtr n, ews_push_t *p)
 {
     char *sub = ews_content(ews_child(n, EWS_NS_TYPES, "SubscriptionId"));
+    char *prev = ews_content(ews_child(n, EWS_NS_TYPES, "PreviousWatermark"));
 
     if (sub && !p->subscription[0])
         snprintf(p->subscription, sizeof p->subscription, "%s", sub);
+    if (prev && !p->previous[0])
+        snprintf(p->previous, sizeof p->previous, "%s", prev);
     free(sub);
+    free(prev);
     for (xmlNodePtr c = n->children; c; c = c->next) {
         size_t len;
 
@@ -37,6 +41,15 @@ ews_push_notification(xmlNodePtr n, ews_push_t *p)
             p->status++;
         else if (len > 5 && strcmp((const char *)c->name + len - 5, "Event") == 0)
             p->events++;
+        else
+            continue;
+        {
+            char *wm = ews_content(ews_child(c, EWS_NS_TYPES, "Watermark"));
+
+            if (wm)
+                snprintf(p->last, sizeof p->last, "%s", wm);
+            free(wm);
+        }
     }
 }
 

@@ -152,6 +152,8 @@ char *ews_reply_subscription(const ews_reply_t *r);
 /* What one SendNotification says. */
 typedef struct {
     char subscription[256];  /* the SubscriptionId, "" when none */
+    char previous[256];      /* the first notification's PreviousWatermark */
+    char last[256];          /* the Watermark of its last event */
     int events;              /* item events (created, modified, ...) */
     int status;              /* StatusEvents (heartbeats) */
 } ews_push_t;

@@ -5,7 +5,9 @@
  * subscription check of a notification, and queueing a pull. */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/jobs/outlook_private.h"
+#include "core/util/fileio.h"
 #include "core/util/log.h"
 #include "core/util/testseam.h"
 #include "core/util/xalloc.h"
@@ -79,6 +82,26 @@ outlook_sub_check(const config_t *cfg, const char *sub_id, const char *client_st
     }
     json_object_put(o);
     return ok;
+}
+
+int
+outlook_push_gap(const config_t *cfg, const char *key, const char *previous, const char *last)
+{
+    char *path = store_path(cfg, "seen", key, "wm"), was[256] = "";
+    FILE *fp = fopen(path, "re");
+    int gap;
+
+    if (fp) {
+        if (!fgets(was, sizeof was, fp))
+            was[0] = '\0';
+        fclose(fp);
+    }
+    /* the first push of a subscription has nothing to compare with */
+    gap = was[0] && previous && *previous && strcmp(was, previous) != 0;
+    if (last && *last && file_replace(path, last, strlen(last), 0) != 0)
+        log_warn("outlook: could not keep a watermark: %s", strerror(errno));
+    free(path);
+    return gap;
 }
 
 /* Queues a job of kind with payload unless the one marked `key` is queued

@@ -57,6 +57,11 @@ int outlook_lifecycle(const config_t *cfg, queue_t *q, const char *id, const cha
  * (allocated). */
 int outlook_sub_check(const config_t *cfg, const char *sub_id, const char *client_state,
                       char **mailbox);
+/* EWS: remembers the watermark a push of subscription key ended with;
+ * 1 when its PreviousWatermark is not the one remembered (a push was lost
+ * in between: read the room). */
+int outlook_push_gap(const config_t *cfg, const char *key, const char *previous,
+                     const char *last);
 /* Queues a pull of mailbox unless one is queued that has not started.
  * QUEUE_OK (*queued 1 when this call queued it) or the queue's error. */
 int outlook_want_pull(const config_t *cfg, queue_t *q, const char *mailbox, int *queued);

@@ -37,7 +37,7 @@ static const char *const peer_names[PEER_COUNT] = {"topdesk", "graph", "ews", "s
 static const char *const outcome_names[OUTCOME_COUNT] = {"done", "retry", "dead"};
 static const char *const notify_names[NOTIFY_COUNT] = {"queued", "coalesced", "forbidden",
                                                        "lifecycle", "validation", "heartbeat",
-                                                       "failed"};
+                                                       "gap", "failed"};
 
 typedef struct {
     metrics_route_slot_t routes[NROUTE];   /* the last one is "other" when full */

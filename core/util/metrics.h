@@ -20,6 +20,7 @@ typedef enum {
     NOTIFY_LIFECYCLE,   /* a lifecycle event, queued */
     NOTIFY_VALIDATION,  /* a validation round answered */
     NOTIFY_HEARTBEAT,   /* an EWS status event: the subscription lives */
+    NOTIFY_GAP,         /* an EWS watermark gap: a push was lost, the room is read */
     NOTIFY_FAILED,      /* could not be stored: answered 503 for a retry */
     NOTIFY_COUNT
 } metrics_notify_t;

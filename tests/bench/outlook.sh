@@ -116,6 +116,7 @@ print(json.dumps({'value': [{'subscriptionId': s['id'], 'clientState': s['client
     'subscriptionExpirationDateTime': s['expiration'],
     'resourceData': {'@odata.type': '#Microsoft.Graph.Event', 'id': 'y'}}]}))")
     NOTE_PATH=/hooks/graph
+    NOTE_LABEL=/hooks/graph
     NOTE_TYPE=application/json
     fake POST /__fake/faults '{"rules": [{"path": "/v1.0/users/", "method": "GET", "delay_ms": 2000}]}' \
         "${EX##*:}" >/dev/null
@@ -127,6 +128,7 @@ s = json.load(urllib.request.urlopen('$EX/__fake/outlook/state'))['subscriptions
 path = '/hooks/ews/' + s['notificationUrl'].rsplit('/', 1)[1]
 print(path, '<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:SendNotification xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\" xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\"><m:ResponseMessages><m:SendNotificationResponseMessage ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode><m:Notification><t:SubscriptionId>' + s['id'] + '</t:SubscriptionId><t:PreviousWatermark>AA==</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:ModifiedEvent><t:Watermark>AB==</t:Watermark><t:TimeStamp>2026-12-08T09:00:00Z</t:TimeStamp><t:ItemId Id=\"AAMk\" ChangeKey=\"Dw\"/><t:ParentFolderId Id=\"AQMk\"/></t:ModifiedEvent></m:Notification></m:SendNotificationResponseMessage></m:ResponseMessages></m:SendNotification></soap:Body></soap:Envelope>')")
     NOTE_TYPE="text/xml; charset=utf-8"
+    NOTE_LABEL="/hooks/ews/<key>"
     SLOW="TOPdesk 300 ms late"
 fi
 fake POST /__fake/faults '{"rules": [{"path": "/tas/api/", "delay_ms": 300}]}' \
@@ -137,7 +139,7 @@ TDL=$("$T/rate" -c 64 -X POST -H "Content-Type: $NOTE_TYPE" -d "$NOTE" \
     "$BASE$NOTE_PATH" "$RATE" "$secs" 2>&1)
 BARE=$("$T/rate" -c 64 -X POST -H "Content-Type: $NOTE_TYPE" -d "$NOTE" \
     "$BASE/bare" "$RATE" "$secs" 2>&1)
-say "tdhook ${NOTE_PATH%/*}: $TDL"
+say "tdhook $NOTE_LABEL: $TDL"
 say "bare libfcgi:        $BARE"
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 for k in p50_ms p99_ms max_ms; do

@@ -360,10 +360,16 @@ main(int argc, char **argv)
                 c->busy = 0;
                 idle[nidle++] = k;
             } else if (rc < 0) {
-                if (c->busy)
+                /* an idle connection the server closed is in idle[] already:
+                 * it reconnects when next used; listing it twice would send
+                 * two requests on it (and overrun idle[]) */
+                int was_busy = c->busy;
+
+                if (was_busy)
                     errors++;
                 rate_close(c);
-                idle[nidle++] = k;
+                if (was_busy)
+                    idle[nidle++] = k;
             }
         }
     }

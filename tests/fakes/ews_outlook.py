@@ -91,7 +91,10 @@ class Outlook:
                  "deleted": "DeletedEvent"}[kind]
         for sub in self.subs.values():
             if sub["mailbox"] == mailbox:
-                self.outbox.put((sub["id"], event, it["id"], it.get("change_key", "")))
+                # the watermark moves on whether or not the push arrives
+                sub["watermark"] += 1
+                self.outbox.put((sub["id"], event, it["id"], it.get("change_key", ""),
+                                 sub["watermark"]))
 
     def sync(self, mailbox, state, limit):
         """-> (changes [(kind, id, ck)], new state, last?).  Lock held."""
@@ -138,7 +141,7 @@ class Outlook:
         return sid
 
     def envelope(self, sub, events):
-        """SendNotification of events [(tag, item id, change key)]."""
+        """SendNotification of events [(tag, item id, change key, watermark)]."""
         env = ET.Element("{%s}Envelope" % NS_SOAP)
         body = ET.SubElement(env, "{%s}Body" % NS_SOAP)
         sn = ET.SubElement(body, m("SendNotification"))
@@ -148,13 +151,11 @@ class Outlook:
         n = ET.SubElement(msg, m("Notification"))
         ET.SubElement(n, t("SubscriptionId")).text = sub["id"]
         ET.SubElement(n, t("PreviousWatermark")).text = base64.b64encode(
-            b"wm%d" % sub["watermark"]).decode()
+            b"wm%d" % (events[0][3] - 1)).decode()
         ET.SubElement(n, t("MoreEvents")).text = "false"
-        for tag, iid, ck in events:
-            sub["watermark"] += 1
+        for tag, iid, ck, wm in events:
             ev = ET.SubElement(n, t(tag))
-            ET.SubElement(ev, t("Watermark")).text = base64.b64encode(
-                b"wm%d" % sub["watermark"]).decode()
+            ET.SubElement(ev, t("Watermark")).text = base64.b64encode(b"wm%d" % wm).decode()
             if tag != "StatusEvent":
                 ET.SubElement(ev, t("TimeStamp")).text = time.strftime(
                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -216,9 +217,10 @@ class Outlook:
                 for sub in self.subs.values():
                     if now - sub["last"] >= sub["freq"] * self.minute:
                         sub["last"] = now
-                        due.append(sub["id"])
-            for sid in due:
-                self.post(sid, [("StatusEvent", None, None)])
+                        sub["watermark"] += 1
+                        due.append((sub["id"], sub["watermark"]))
+            for sid, wm in due:
+                self.post(sid, [("StatusEvent", None, None, wm)])
 
     def flush(self):
         with self.st.lock:

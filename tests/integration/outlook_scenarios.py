@@ -734,6 +734,26 @@ def sc_silent():
          "the old subscription to end")
 
 
+def metric(name):
+    st, body, _ = http("GET", BASE + "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def sc_gap():
+    """Pushes lost (Exchange gave up on them): the next heartbeat's
+    watermark shows the gap, and the room is read."""
+    gaps = metric('tdhook_notifications_total{outcome="gap"}')
+    j("POST", EX + "/__fake/outlook/notify", {"drop": 2})   # the booking's two pushes
+    s, e = slot()
+    ical = book("board", SANNE, "Verloren push", s, e)
+    booked(ical, "the booking whose pushes were lost")
+    wait(lambda: metric('tdhook_notifications_total{outcome="gap"}') > gaps, "a gap counted")
+    j("POST", EX + "/__fake/outlook/notify", {})
+
+
 def sc_topdesk_made():
     """A reservation made in TOPdesk still gets its appointment, and that
     appointment never comes back as an Outlook booking."""
@@ -840,6 +860,7 @@ SCENARIOS = [
     ("conflicting", sc_conflicting),
     ("lost", sc_notifications_lost), ("delta_gone", sc_delta_gone),
     ("lifecycle", sc_lifecycle), ("renew", sc_renew), ("silent", sc_silent),
+    ("gap", sc_gap),
     ("topdesk_made", sc_topdesk_made), ("batch", sc_batch),
     ("decline", sc_decline),
 ]
@@ -848,7 +869,7 @@ SCENARIOS = [
 # What only one backend has: Graph's lifecycle events, renewals and
 # $batch; EWS's heartbeats.
 GRAPH_ONLY = {"lifecycle", "renew", "batch"}
-EWS_ONLY = {"silent"}
+EWS_ONLY = {"silent", "gap"}
 
 
 def main():

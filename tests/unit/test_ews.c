@@ -461,6 +461,8 @@ test_push_parse(void **state)
     (void)state;
     assert_int_equal(ews_push_parse(good, strlen(good), &p), 0);
     assert_string_equal(p.subscription, "c3ViLTE=");
+    assert_string_equal(p.previous, "AA==");
+    assert_string_equal(p.last, "AC==");
     assert_int_equal(p.events, 2);
     assert_int_equal(p.status, 0);
     assert_int_equal(ews_push_parse(status, strlen(status), &p), 0);
