@@ -104,6 +104,24 @@ ews_push_answer(int keep)
 }
 
 char *
+ews_push_heartbeat(const char *subscription)
+{
+    return xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+                     "<soap:Envelope xmlns:soap=\"" EWS_NS_SOAP "\"><soap:Body>"
+                     "<m:SendNotification xmlns:m=\"" EWS_NS_MESSAGES "\" xmlns:t=\""
+                     EWS_NS_TYPES "\"><m:ResponseMessages>"
+                     "<m:SendNotificationResponseMessage ResponseClass=\"Success\">"
+                     "<m:ResponseCode>NoError</m:ResponseCode><m:Notification>"
+                     "<t:SubscriptionId>%s</t:SubscriptionId>"
+                     "<t:PreviousWatermark>AA==</t:PreviousWatermark>"
+                     "<t:MoreEvents>false</t:MoreEvents><t:StatusEvent>"
+                     "<t:Watermark>AA==</t:Watermark></t:StatusEvent></m:Notification>"
+                     "</m:SendNotificationResponseMessage></m:ResponseMessages>"
+                     "</m:SendNotification></soap:Body></soap:Envelope>\n",
+                     subscription);
+}
+
+char *
 ews_push_fault(const char *text)
 {
     buf_t b;

@@ -163,6 +163,9 @@ int ews_push_parse(const char *data, size_t len, ews_push_t *p);
 /* The SOAP answer: SendNotificationResult with OK or Unsubscribe;
  * allocated text. */
 char *ews_push_answer(int keep);
+/* A heartbeat (StatusEvent) of subscription as Exchange sends it, for
+ * doctor's look at the push route; allocated. */
+char *ews_push_heartbeat(const char *subscription);
 /* A SOAP 1.1 fault (soap:Client) with text; allocated. */
 char *ews_push_fault(const char *text);
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "core/clients/ews_xml.h"
 #include "core/clients/exchange.h"
 #include "core/clients/topdesk.h"
 #include "core/clients/transport.h"
@@ -88,18 +89,7 @@ doctor_callback(doctor_list_t *l, const config_t *cfg)
     if (ews) {
         route = xasprintf("%s/hooks/ews/", base);
         url = xasprintf("%sdoctor-%s", route, token + 14);
-        body = xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap="
-                         "\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>"
-                         "<m:SendNotification xmlns:m=\"http://schemas.microsoft.com/exchange/"
-                         "services/2006/messages\" xmlns:t=\"http://schemas.microsoft.com/"
-                         "exchange/services/2006/types\"><m:ResponseMessages>"
-                         "<m:SendNotificationResponseMessage ResponseClass=\"Success\">"
-                         "<m:ResponseCode>NoError</m:ResponseCode><m:Notification>"
-                         "<t:SubscriptionId>doctor</t:SubscriptionId><t:PreviousWatermark>AA=="
-                         "</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:StatusEvent>"
-                         "<t:Watermark>AA==</t:Watermark></t:StatusEvent></m:Notification>"
-                         "</m:SendNotificationResponseMessage></m:ResponseMessages>"
-                         "</m:SendNotification></soap:Body></soap:Envelope>");
+        body = ews_push_heartbeat("tdhook-doctor");
         doctor_post(url, "text/xml; charset=utf-8", body, &r);
         answered = r.cc == CURLE_OK && r.status == 200 && strstr(buf_str(&r.body), "Unsubscribe");
     } else {
