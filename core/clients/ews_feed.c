@@ -91,20 +91,11 @@ xmlDocPtr
 ews_build_tag(const char *mailbox, const char *id, const char *change_key,
               const char *reservation_id)
 {
-    xmlNodePtr body, op, change, item_id, set, ext;
-    xmlNsPtr t, m;
-    xmlDocPtr doc = ews_envelope(mailbox, &body, &t, &m);
+    xmlNodePtr updates, set, ext;
+    xmlNsPtr t;
+    xmlDocPtr doc = ews_update_envelope(mailbox, id, change_key, "AlwaysOverwrite", &updates, &t);
 
-    op = ews_add(body, m, "UpdateItem", NULL);
-    ews_prop(op, "MessageDisposition", "SaveOnly");
-    ews_prop(op, "ConflictResolution", "AlwaysOverwrite");
-    ews_prop(op, "SendMeetingInvitationsOrCancellations", "SendToNone");
-    change = ews_add(ews_add(op, m, "ItemChanges", NULL), t, "ItemChange", NULL);
-    item_id = ews_add(change, t, "ItemId", NULL);
-    ews_prop(item_id, "Id", id ? id : "");
-    if (change_key && *change_key)
-        ews_prop(item_id, "ChangeKey", change_key);
-    set = ews_add(ews_add(change, t, "Updates", NULL), t, "SetItemField", NULL);
+    set = ews_add(updates, t, "SetItemField", NULL);
     ews_add_property_uri(set, t);
     ext = ews_add(ews_add(set, t, "CalendarItem", NULL), t, "ExtendedProperty", NULL);
     ews_add_property_uri(ext, t);

@@ -350,23 +350,34 @@ ews_add_set_field(xmlNodePtr updates, xmlNsPtr t, const char *uri)
 }
 
 xmlDocPtr
-ews_build_update(const char *mailbox, const char *id, const char *change_key,
-                 const exchange_booking_t *b)
+ews_update_envelope(const char *mailbox, const char *id, const char *change_key,
+                    const char *resolution, xmlNodePtr *updates, xmlNsPtr *t)
 {
-    xmlNodePtr body, op, change, item_id, updates;
-    xmlNsPtr t, m;
-    xmlDocPtr doc = ews_envelope(mailbox, &body, &t, &m);
+    xmlNodePtr body, op, change, item_id;
+    xmlNsPtr m;
+    xmlDocPtr doc = ews_envelope(mailbox, &body, t, &m);
 
     op = ews_add(body, m, "UpdateItem", NULL);
     ews_prop(op, "MessageDisposition", "SaveOnly");
-    ews_prop(op, "ConflictResolution", "AutoResolve");
+    ews_prop(op, "ConflictResolution", resolution);
     ews_prop(op, "SendMeetingInvitationsOrCancellations", "SendToNone");
-    change = ews_add(ews_add(op, m, "ItemChanges", NULL), t, "ItemChange", NULL);
-    item_id = ews_add(change, t, "ItemId", NULL);
+    change = ews_add(ews_add(op, m, "ItemChanges", NULL), *t, "ItemChange", NULL);
+    item_id = ews_add(change, *t, "ItemId", NULL);
     ews_prop(item_id, "Id", id ? id : "");
     if (change_key && *change_key)
         ews_prop(item_id, "ChangeKey", change_key);
-    updates = ews_add(change, t, "Updates", NULL);
+    *updates = ews_add(change, *t, "Updates", NULL);
+    return doc;
+}
+
+xmlDocPtr
+ews_build_update(const char *mailbox, const char *id, const char *change_key,
+                 const exchange_booking_t *b)
+{
+    xmlNodePtr updates;
+    xmlNsPtr t;
+    xmlDocPtr doc = ews_update_envelope(mailbox, id, change_key, "AutoResolve", &updates, &t);
+
     ews_add_text(ews_add_set_field(updates, t, "item:Subject"), t, "Subject", b->subject, 0);
     ews_add_body(ews_add_set_field(updates, t, "item:Body"), t, b->body);
     ews_add_time(ews_add_set_field(updates, t, "calendar:Start"), t, "Start", b->start);

@@ -107,6 +107,10 @@ xmlNodePtr ews_first_element(xmlNodePtr parent);
 /* Text content / attribute, allocated or NULL. */
 char *ews_content(xmlNodePtr n);
 char *ews_attr(xmlNodePtr n, const char *name);
+/* An UpdateItem (SaveOnly, SendToNone, ConflictResolution resolution) of
+ * id; *updates is its t:Updates, to fill. */
+xmlDocPtr ews_update_envelope(const char *mailbox, const char *id, const char *change_key,
+                              const char *resolution, xmlNodePtr *updates, xmlNsPtr *t);
 /* Fills ev from a t:CalendarItem; -1 (ev empty) without an id or times. */
 int ews_item_parse(xmlNodePtr item, exchange_event_t *ev);
 

@@ -824,8 +824,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError("POST a JSON object")
             if what == "notify":
                 with st.lock:
-                    ol.modes = {k: obj[k] for k in ("drop", "duplicate", "delay_ms", "reorder",
-                                                     "hold", "silence") if k in obj}
+                    ol.delivery.set_locked(obj, ("silence",))
                 return self.send_json(200, {"ok": True})
             if what == "flush":
                 return self.send_json(200, {"delivered": ol.flush()})

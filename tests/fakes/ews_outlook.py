@@ -27,6 +27,8 @@ table drives both:
 
 import base64
 import json
+import os
+import sys
 import queue
 import threading
 import time
@@ -34,6 +36,9 @@ import urllib.error
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import fakebase  # noqa: E402
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
@@ -62,6 +67,7 @@ class Outlook:
         self.minute = minute_seconds
         self.processing = processing_ms / 1000.0
         self.outbox = queue.Queue()
+        self.delivery = fakebase.Delivery(st.lock)
         self.reset_locked()
         threading.Thread(target=self.deliver_loop, daemon=True).start()
         threading.Thread(target=self.heartbeat_loop, daemon=True).start()
@@ -72,8 +78,7 @@ class Outlook:
         self.gen = {}            # mailbox -> SyncState generation
         self.subs = {}           # id -> {id, mailbox, url, freq, watermark, last}
         self.declined = []
-        self.modes = {}
-        self.held = []
+        self.delivery.reset_locked()
         self.delivered = []
 
     # -- the change log (caller holds st.lock) --------------------------------
@@ -168,7 +173,7 @@ class Outlook:
     def post(self, sid, events):
         with self.st.lock:
             sub = self.subs.get(sid)
-            if sub is None or self.modes.get("silence"):
+            if sub is None or self.delivery.modes.get("silence"):
                 return None
             url, data = sub["url"], self.envelope(sub, events)
         t0 = time.monotonic()
@@ -193,20 +198,10 @@ class Outlook:
 
     def deliver_loop(self):
         while True:
-            item = self.outbox.get()
-            with self.st.lock:
-                modes = dict(self.modes)
-                if modes.get("drop"):
-                    if type(modes["drop"]) is int:
-                        self.modes["drop"] = modes["drop"] - 1
-                    continue
-                if modes.get("hold") or modes.get("reorder"):
-                    self.held.append(item)
-                    continue
-            if modes.get("delay_ms"):
-                time.sleep(modes["delay_ms"] / 1000.0)
-            for _ in range(max(1, int(modes.get("duplicate", 1)))):
-                self.post(item[0], [item[1:]])
+            self.delivery.pass_on(self.outbox.get(), self.post_one)
+
+    def post_one(self, item):
+        self.post(item[0], [item[1:]])
 
     def heartbeat_loop(self):
         while True:
@@ -223,16 +218,7 @@ class Outlook:
                 self.post(sid, [("StatusEvent", None, None, wm)])
 
     def flush(self):
-        with self.st.lock:
-            items = list(self.held)
-            self.held = []
-            if self.modes.get("reorder"):
-                items.reverse()
-            self.modes.pop("hold", None)
-            self.modes.pop("reorder", None)
-        for it in items:
-            self.post(it[0], [it[1:]])
-        return len(items)
+        return self.delivery.flush(self.post_one)
 
     # -- what people do in Outlook ---------------------------------------------
 
@@ -311,7 +297,7 @@ class Outlook:
         return {"subscriptions": [
             {"id": s["id"], "mailbox": s["mailbox"], "notificationUrl": s["url"],
              "statusFrequency": s["freq"]} for s in self.subs.values()],
-            "declined": list(self.declined), "held": len(self.held),
+            "declined": list(self.declined), "held": len(self.delivery.held),
             "queued": self.outbox.qsize(),
             "deliveries": [{"status": st, "ms": round(ms, 2)}
                            for st, ms in self.delivered]}

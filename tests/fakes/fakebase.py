@@ -13,6 +13,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 
@@ -37,6 +38,55 @@ class Server(ThreadingHTTPServer):
         if isinstance(exc, (ConnectionError, socket.timeout)):
             return
         super().handle_error(request, client_address)
+
+
+class Delivery:
+    """The faults of a fake's outgoing notifications (Graph's change
+    notifications, EWS's pushes), as POST /__fake/outlook/notify sets them:
+    drop (true: every one; a number: that many), hold, reorder (held, then
+    flushed in reverse), delay_ms, duplicate.  The fake's delivery thread
+    hands each item to pass_on(); lock is the fake's state lock."""
+
+    KEYS = ("drop", "duplicate", "delay_ms", "reorder", "hold")
+
+    def __init__(self, lock):
+        self.lock = lock
+        self.modes = {}
+        self.held = []
+
+    def reset_locked(self):
+        self.modes = {}
+        self.held = []
+
+    def set_locked(self, obj, extra=()):
+        self.modes = {k: obj[k] for k in self.KEYS + tuple(extra) if k in obj}
+
+    def pass_on(self, item, post):
+        with self.lock:
+            modes = dict(self.modes)
+            if modes.get("drop"):
+                if type(modes["drop"]) is int:
+                    self.modes["drop"] = modes["drop"] - 1
+                return
+            if modes.get("hold") or modes.get("reorder"):
+                self.held.append(item)
+                return
+        if modes.get("delay_ms"):
+            time.sleep(modes["delay_ms"] / 1000.0)
+        for _ in range(max(1, int(modes.get("duplicate", 1)))):
+            post(item)
+
+    def flush(self, post):
+        with self.lock:
+            items = list(self.held)
+            self.held = []
+            if self.modes.get("reorder"):
+                items.reverse()
+            self.modes.pop("hold", None)
+            self.modes.pop("reorder", None)
+        for it in items:
+            post(it)
+        return len(items)
 
 
 def write_port_file(path, port):

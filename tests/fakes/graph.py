@@ -1833,7 +1833,7 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
                          x["lifecycleNotificationUrl"]}
                     for x in ol.subs.values()],
                     "declined": list(ol.declined),
-                    "held": len(ol.held), "queued": ol.outbox.qsize(),
+                    "held": len(ol.delivery.held), "queued": ol.outbox.qsize(),
                     "validations": ol.validations,
                     "deliveries": [{"status": st, "ms": round(ms, 2)}
                                    for st, ms in ol.delivered]}
@@ -1843,9 +1843,7 @@ class Handler(faults.FaultMixin, BaseHTTPRequestHandler):
             raise ValueError("POST a JSON object")
         if what == "notify":
             with state.lock:
-                ol.modes = {k: obj[k] for k in ("drop", "duplicate",
-                                                 "delay_ms", "reorder",
-                                                 "hold") if k in obj}
+                ol.delivery.set_locked(obj)
             self.send_json(200, {"ok": True})
         elif what == "flush":
             self.send_json(200, {"delivered": ol.flush()})

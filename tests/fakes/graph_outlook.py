@@ -41,6 +41,8 @@ Control endpoints (no auth), for the tests:
 
 import base64
 import json
+import os
+import sys
 import queue
 import threading
 import time
@@ -50,6 +52,9 @@ import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import fakebase  # noqa: E402
 
 MAX_SUB_MINUTES = 10080
 DELTA_PAGE = 10
@@ -89,6 +94,7 @@ class Outlook:
         self.max_minutes = args.max_sub_minutes
         self.processing = args.room_processing_ms / 1000.0
         self.outbox = queue.Queue()
+        self.delivery = fakebase.Delivery(state.lock)
         self.reset_locked()
         threading.Thread(target=self.deliver_loop, daemon=True).start()
 
@@ -98,8 +104,7 @@ class Outlook:
         self.tombs = {}        # mailbox -> {id: seq}
         self.gen = {}          # mailbox -> delta generation
         self.declined = []
-        self.modes = {}
-        self.held = []
+        self.delivery.reset_locked()
         self.delivered = []    # (status, ms) of each delivery
         self.validations = 0
 
@@ -122,22 +127,9 @@ class Outlook:
         while True:
             item = self.outbox.get()
             with self.state.lock:
-                sub = self.subs.get(item[0])
-                modes = dict(self.modes)
-                if sub is None:
+                if self.subs.get(item[0]) is None:
                     continue
-                if modes.get("drop", 0):
-                    # true: every one; a number: that many
-                    if type(modes["drop"]) is int:
-                        self.modes["drop"] = modes["drop"] - 1
-                    continue
-                if modes.get("hold") or modes.get("reorder"):
-                    self.held.append(item)
-                    continue
-            if modes.get("delay_ms"):
-                time.sleep(modes["delay_ms"] / 1000.0)
-            for _ in range(max(1, int(modes.get("duplicate", 1)))):
-                self.post_change(item)
+            self.delivery.pass_on(item, self.post_change)
 
     def notification(self, item):
         sub_id, change, mailbox, ev_id, ck = item
@@ -183,16 +175,7 @@ class Outlook:
         return status
 
     def flush(self):
-        with self.state.lock:
-            items = list(self.held)
-            self.held = []
-            if self.modes.get("reorder"):
-                items.reverse()
-            self.modes.pop("hold", None)
-            self.modes.pop("reorder", None)
-        for it in items:
-            self.post_change(it)
-        return len(items)
+        return self.delivery.flush(self.post_change)
 
     # -- subscriptions -----------------------------------------------------------
 
