@@ -115,17 +115,26 @@ outlook_want(const config_t *cfg, queue_t *q, const char *kind, const char *key,
     int rc, dup = 0, fd;
 
     *queued = 0;
-    if (stat(mark, &st) == 0 && time(NULL) - st.st_mtime < OUTLOOK_PENDING_MAX_S) {
+    /* The mark is made before the job is queued: a runner that starts the
+     * job at once removes it, so it never outlives the job.  O_EXCL: of
+     * two notifications at once, one queues. */
+    fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && stat(mark, &st) == 0 &&
+        time(NULL) - st.st_mtime >= OUTLOOK_PENDING_MAX_S) {
+        unlink(mark);   /* stale: its job is long gone */
+        fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (fd < 0 && errno == EEXIST) {
         free(mark);
-        return QUEUE_OK;
+        return QUEUE_OK;   /* queued and not started: this one is covered */
     }
+    if (fd >= 0)
+        close(fd);
     rc = queue_enqueue(q, kind, payload, NULL, id, &dup);
-    if (rc == QUEUE_OK) {
+    if (rc == QUEUE_OK)
         *queued = 1;
-        fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            close(fd);
-    }
+    else
+        unlink(mark);
     free(mark);
     return rc;
 }
