@@ -169,8 +169,8 @@ outlook_tick(const config_t *cfg, queue_t *q)
     json_object *payload = json_object_new_object();
     int queued;
 
-    if (cfg->reservations.outlook.notifications &&
-        outlook_want(cfg, q, OUTLOOK_KIND_SUBS, OUTLOOK_KIND_SUBS, payload, &queued) != QUEUE_OK)
+    /* with notifications off, the upkeep removes what subscriptions are left */
+    if (outlook_want(cfg, q, OUTLOOK_KIND_SUBS, OUTLOOK_KIND_SUBS, payload, &queued) != QUEUE_OK)
         log_warn("outlook: could not queue the subscriptions' upkeep");
     if (outlook_want_pull(cfg, q, NULL, &queued) != QUEUE_OK)
         log_warn("outlook: could not queue the resync of the rooms");

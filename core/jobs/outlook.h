@@ -67,7 +67,8 @@ int outlook_push_gap(const config_t *cfg, const char *key, const char *previous,
 int outlook_want_pull(const config_t *cfg, queue_t *q, const char *mailbox, int *queued);
 
 /* For `tdhook serve`, every outlook.resync: queues the subscriptions'
- * upkeep and a pull of every room, unless they are queued already. */
+ * upkeep (which removes them when notifications are off) and a pull of
+ * every room, unless they are queued already. */
 void outlook_tick(const config_t *cfg, queue_t *q);
 /* The subscriptions' upkeep has started (its mark goes). */
 void outlook_subs_started(const config_t *cfg);

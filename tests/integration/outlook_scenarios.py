@@ -852,6 +852,21 @@ def sc_batch():
     check(graph_stats()["by_path"].get("/v1.0/$batch", 0) >= 1, "a $batch")
 
 
+def sc_notifications_off():
+    """notifications: false (config reloaded with SIGHUP): the
+    subscriptions go, and the timed resync alone books."""
+    cfg = E["O_CONFIG"]
+    text = open(cfg).read().replace("outlook: {callback_url:",
+                                    "outlook: {notifications: false, callback_url:")
+    open(cfg, "w").write(text)
+    os.kill(int(E["O_PID"]), 1)
+    wait(lambda: outlook_state()["subscriptions"] == [], "no subscription left",
+         timeout=40)
+    s, e = slot()
+    ical = book("v101", SANNE, "Zonder abonnement", s, e)
+    booked(ical, "the booking, by the resync", timeout=40)
+
+
 SCENARIOS = [
     ("subscribed", sc_subscribed), ("doctor", sc_doctor), ("edge", sc_edge),
     ("create", sc_create),
@@ -865,7 +880,7 @@ SCENARIOS = [
     ("lifecycle", sc_lifecycle), ("renew", sc_renew), ("silent", sc_silent),
     ("gap", sc_gap),
     ("topdesk_made", sc_topdesk_made), ("batch", sc_batch),
-    ("decline", sc_decline),
+    ("decline", sc_decline), ("notifications_off", sc_notifications_off),
 ]
 
 
